@@ -1,0 +1,144 @@
+"""User data: CSV, JSON or JSON-lines files with ``text``, ``label`` and ``domain`` columns.
+
+Give one train file (dev and test are then cut from it per domain, seeded 80/10/10) or separate
+train/dev/test files. An optional second text column (``text_pair``) makes sentence-pair inputs.
+Missing columns raise an error that names the file and the columns found; rows with an empty text,
+label or domain are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+from datasets import DatasetDict
+
+from .common import DataFormatError, SkipReport, build_dataset_dict, seeded_split
+
+
+def _read_rows(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, row)`` pairs of a CSV/TSV/JSON/JSONL file."""
+    if not path.exists():
+        raise FileNotFoundError(f"data file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise DataFormatError(f"{path}, line {reader.line_num}: more fields than the header has")
+                rows.append((reader.line_num, row))
+            if reader.fieldnames is None:
+                raise DataFormatError(f"{path}: file is empty (a header row with text,label,domain is needed)")
+            return rows
+    if suffix in (".jsonl", ".json"):
+        text = path.read_text(encoding="utf-8")
+        stripped = text.lstrip()
+        if suffix == ".json" and stripped.startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataFormatError(f"{path}, line {err.lineno}: invalid JSON: {err.msg}") from err
+            rows = [(i + 1, item) for i, item in enumerate(items)]
+        else:
+            rows = []
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise DataFormatError(f"{path}, line {number}: invalid JSON: {err.msg}") from err
+        for number, row in rows:
+            if not isinstance(row, dict):
+                raise DataFormatError(f"{path}, line/item {number}: expected a JSON object, got {type(row).__name__}")
+        return rows
+    raise DataFormatError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .json or .jsonl)")
+
+
+def _load_file(path, columns: dict[str, str | None], report: SkipReport) -> list[dict]:
+    path = Path(path)
+    raw = _read_rows(path)
+    if raw:
+        present = set(raw[0][1])
+        missing = [f"{role} column {name!r}" for role, name in columns.items() if name and name not in present]
+        if missing:
+            raise DataFormatError(
+                f"{path}: missing {', '.join(missing)}; the file has columns {sorted(present)}. "
+                "Rename them or pass --text_column/--label_column/--domain_column."
+            )
+    rows = []
+    for number, row in raw:
+        values = {role: row.get(name) for role, name in columns.items() if name}
+        empty = [role for role, value in values.items() if value is None or str(value).strip() == ""]
+        if empty:
+            report.skip(str(path), f"empty {' and '.join(empty)}")
+            continue
+        item = {"text": str(values["text"]), "label": str(values["label"]).strip(), "domain": str(values["domain"]).strip()}
+        if "text_pair" in values:
+            item["text_pair"] = str(values["text_pair"])
+        item["_line"] = number
+        rows.append(item)
+    if not rows:
+        raise DataFormatError(f"{path}: no usable rows")
+    return rows
+
+
+def load_files(
+    train_file: str | os.PathLike,
+    dev_file: str | os.PathLike | None = None,
+    test_file: str | os.PathLike | None = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    domain_column: str = "domain",
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+) -> DatasetDict:
+    """Build a multi-domain ``DatasetDict`` from user files (see module docstring)."""
+    columns = {"text": text_column, "text_pair": text_pair_column, "label": label_column, "domain": domain_column}
+    report = SkipReport("files")
+    train = _load_file(train_file, columns, report)
+    domains = list(dict.fromkeys(r["domain"] for r in train))
+    labels = sorted({r["label"] for r in train}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    if len(labels) < 2:
+        raise DataFormatError(f"{train_file}: column {label_column!r} has a single label value {labels}")
+    splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    if dev_file is None and test_file is None:
+        for index, domain in enumerate(domains):
+            part = seeded_split([r for r in train if r["domain"] == domain], split_fractions, seed + index)
+            for split in splits:
+                splits[split] += part[split]
+    else:
+        splits["train"] = train
+        for split, path in (("dev", dev_file), ("test", test_file)):
+            if path is None:
+                continue
+            rows = _load_file(path, columns, report)
+            for row in rows:
+                if row["domain"] not in domains:
+                    raise DataFormatError(
+                        f"{path}, line {row['_line']}: domain {row['domain']!r} does not occur in {train_file} "
+                        f"(known: {domains})"
+                    )
+                if row["label"] not in labels:
+                    raise DataFormatError(
+                        f"{path}, line {row['_line']}: label {row['label']!r} does not occur in {train_file} "
+                        f"(known: {labels})"
+                    )
+            splits[split] = rows
+        if dev_file is None or test_file is None:
+            missing = "dev" if dev_file is None else "test"
+            kept, carved = [], []
+            for index, domain in enumerate(domains):
+                part = seeded_split([r for r in train if r["domain"] == domain], (0.9, 0.1, 0.0), seed + index)
+                kept += part["train"]
+                carved += part["dev"]
+            splits["train"], splits[missing] = kept, carved
+    for rows in splits.values():
+        for row in rows:
+            row.pop("_line", None)
+    return build_dataset_dict(splits, labels, domains, report)

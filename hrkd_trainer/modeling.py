@@ -1,0 +1,348 @@
+"""Multi-domain models: one shared encoder, one classification head per domain (HRKD §2.1).
+
+Heads are the architecture's own ``*ForSequenceClassification`` heads, so that the export is plain
+HuggingFace: for each domain we keep a ``*ForSequenceClassification`` *shell* whose encoder slot is
+filled, at forward time, with the shared encoder's output for that domain's rows. The encoder runs
+once over the whole super-batch; each head runs on its own rows.
+
+Export layout (``MultiDomainModel.save_pretrained(out)``)::
+
+    out/config.json, model.safetensors      the shared encoder   → AutoModel.from_pretrained(out)
+    out/<domain>/config.json, model.safetensors
+                                            encoder + that head  → AutoModelForSequenceClassification
+                                                                   .from_pretrained(out, subfolder=domain)
+
+Both configs carry ``hrkd_domains`` (the domain list, in id order) and ``id2label``/``label2id``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput
+
+from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
+
+_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_domain_names(domains: Sequence[str]) -> list[str]:
+    """Domain names become folder names and module keys: letters, digits, ``_`` and ``-`` only."""
+    domains = list(domains)
+    if not domains:
+        raise ValueError("at least one domain is needed")
+    for name in domains:
+        if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
+            raise ValueError(
+                f"domain name {name!r} is not usable as a folder name: use letters, digits, '_' and '-' "
+                "(rename the domain in your data)"
+            )
+    if len(set(domains)) != len(domains):
+        raise ValueError(f"duplicate domain names in {domains}")
+    return domains
+
+
+class EncoderOutputSlot(nn.Module):
+    """Stands in for the encoder inside a per-domain head shell and returns a preset output."""
+
+    def __init__(self):
+        super().__init__()
+        self.output: ModelOutput | None = None
+
+    def forward(self, *args, **kwargs):
+        if self.output is None:
+            raise RuntimeError("EncoderOutputSlot called without an encoder output: use MultiDomainModel")
+        return self.output
+
+
+@dataclass
+class MultiDomainOutput(ModelOutput):
+    """Output of :class:`MultiDomainModel`.
+
+    ``hidden_states``: embedding output then each layer, as HuggingFace returns them;
+    ``attention_scores``: pre-softmax scores of the captured layers, keyed by 1-based layer.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attention_scores: dict[int, torch.Tensor] | None = None
+
+
+class MultiDomainModel(nn.Module):
+    """Shared encoder + per-domain classification heads.
+
+    Args:
+        encoder: the shared base model (e.g. ``BertModel``), exactly as the architecture's
+            ``*ForSequenceClassification`` builds it (BERT keeps its pooler, MPNet/RoBERTa do not).
+        heads: ``{domain: *ForSequenceClassification}`` shells whose base model is an
+            :class:`EncoderOutputSlot`.
+        domains: domain names in domain-id order.
+    """
+
+    def __init__(self, encoder: PreTrainedModel, heads: dict[str, PreTrainedModel], domains: Sequence[str]):
+        super().__init__()
+        self.domains = check_domain_names(domains)
+        missing = [d for d in self.domains if d not in heads]
+        if missing:
+            raise ValueError(f"no classification head for domain(s) {missing}")
+        self.encoder = encoder
+        self.heads = nn.ModuleDict({d: heads[d] for d in self.domains})
+        first = self.heads[self.domains[0]]
+        self.num_labels = first.config.num_labels
+        self.id2label = dict(first.config.id2label)
+        self.config = encoder.config
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_encoder(
+        cls,
+        name_or_path: str,
+        domains: Sequence[str],
+        label_names: Sequence[str],
+        num_hidden_layers: int | None = None,
+        seed: int | None = None,
+        **from_pretrained_kwargs,
+    ) -> MultiDomainModel:
+        """New heads on a pretrained encoder (Hub id or local folder).
+
+        ``num_hidden_layers=k`` keeps only the first ``k`` layers (a student initialised from a
+        deeper model's lower layers).
+        """
+        domains = check_domain_names(domains)
+        label_names = [str(label) for label in label_names]
+        kwargs = dict(
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={label: i for i, label in enumerate(label_names)},
+            **from_pretrained_kwargs,
+        )
+        if num_hidden_layers is not None:
+            config = AutoConfig.from_pretrained(name_or_path)
+            if num_hidden_layers > config.num_hidden_layers:
+                raise ValueError(
+                    f"cannot keep {num_hidden_layers} layers of {name_or_path}: it has only "
+                    f"{config.num_hidden_layers}"
+                )
+            kwargs["num_hidden_layers"] = num_hidden_layers
+        if seed is not None:
+            torch.manual_seed(seed)
+        full = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+        encoder = _take_encoder(full)
+        heads = {domains[0]: full}
+        for domain in domains[1:]:
+            heads[domain] = _fresh_head_like(full)
+        return cls(encoder, heads, domains)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **from_pretrained_kwargs) -> MultiDomainModel:
+        """Load an export written by :meth:`save_pretrained` (local folder or Hub repo)."""
+        config = AutoConfig.from_pretrained(path, **from_pretrained_kwargs)
+        domains = getattr(config, "hrkd_domains", None)
+        if not domains:
+            raise ValueError(
+                f"{path} has no 'hrkd_domains' in its config.json: it is not a multi-domain export of "
+                "hrkd-trainer. To start from a plain pretrained encoder use MultiDomainModel.from_encoder."
+            )
+        heads = {}
+        encoder = None
+        for domain in domains:
+            try:
+                full = AutoModelForSequenceClassification.from_pretrained(
+                    path, subfolder=domain, **from_pretrained_kwargs
+                )
+            except OSError as err:
+                raise OSError(
+                    f"{path} lists domain {domain!r} but its classifier could not be loaded from the "
+                    f"subfolder '{domain}': {err}"
+                ) from err
+            if encoder is None:
+                encoder = _take_encoder(full)
+            else:
+                _drop_encoder(full)
+            heads[domain] = full
+        return cls(encoder, heads, domains)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_domains(self) -> int:
+        return len(self.domains)
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.encoder.config.num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.encoder.config.hidden_size
+
+    @property
+    def num_attention_heads(self) -> int:
+        return self.encoder.config.num_attention_heads
+
+    @property
+    def label_names(self) -> list[str]:
+        return [self.id2label[i] for i in range(self.num_labels)]
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameters of the encoder and one domain head: what one deployed per-domain classifier holds
+        (``PreTrainedModel.num_parameters`` signature, so Trainer's FLOP count uses it)."""
+        head = self.heads[self.domains[0]]
+        count = self.encoder.num_parameters(only_trainable=only_trainable, exclude_embeddings=exclude_embeddings)
+        return count + sum(p.numel() for p in head.parameters() if p.requires_grad or not only_trainable)
+
+    def prepare_for_capture(self) -> str:
+        return prepare_for_capture(self.encoder)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        domain_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        capture_layers: Sequence[int] = (),
+    ) -> MultiDomainOutput:
+        """Encode the whole batch once, then classify each row with its domain's head.
+
+        ``loss`` (with ``labels``) is ``Σ_d mean_{i∈d} CE(z_i, y_i)``, the multi-domain fine-tuning
+        objective of the HRKD teacher (a sum over the domains present in the batch).
+        """
+        if domain_ids is None:
+            if self.num_domains != 1:
+                raise ValueError("domain_ids are required: the model has several domain heads")
+            domain_ids = torch.zeros(input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+        encoder_kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            encoder_kwargs["token_type_ids"] = token_type_ids
+        with AttentionScoreCapture(self.encoder, capture_layers) as capture:
+            encoded = self.encoder(**encoder_kwargs, output_hidden_states=output_hidden_states, return_dict=True)
+        logits = self._classify(encoded, input_ids, attention_mask, domain_ids)
+        loss = None
+        if labels is not None:
+            rows = F.cross_entropy(logits.float(), labels, reduction="none")
+            total = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, rows)
+            count = torch.zeros(self.num_domains, device=rows.device).index_add(
+                0, domain_ids, torch.ones_like(rows)
+            )
+            loss = (total[count > 0] / count[count > 0]).sum()
+        return MultiDomainOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=encoded.hidden_states if output_hidden_states else None,
+            attention_scores=dict(capture.scores) if capture_layers else None,
+        )
+
+    def _classify(self, encoded, input_ids, attention_mask, domain_ids) -> torch.Tensor:
+        last = encoded.last_hidden_state
+        pooled = getattr(encoded, "pooler_output", None)
+        present = torch.unique(domain_ids).tolist()
+        if len(present) == 1:
+            return self._head_logits(present[0], last, pooled, input_ids, attention_mask)
+        logits = last.new_zeros(last.shape[0], self.num_labels)
+        for domain in present:
+            rows = torch.nonzero(domain_ids == domain).flatten()
+            part = self._head_logits(
+                domain,
+                last[rows],
+                None if pooled is None else pooled[rows],
+                None if input_ids is None else input_ids[rows],
+                None if attention_mask is None else attention_mask[rows],
+            )
+            logits = logits.index_copy(0, rows, part.to(logits.dtype))
+        return logits
+
+    def _head_logits(self, domain: int, last, pooled, input_ids, attention_mask) -> torch.Tensor:
+        if not 0 <= domain < self.num_domains:
+            raise ValueError(f"domain id {domain} out of range: the model has domains {self.domains}")
+        head = self.heads[self.domains[domain]]
+        slot = getattr(head, head.base_model_prefix)
+        slot.output = BaseModelOutputWithPooling(last_hidden_state=last, pooler_output=pooled)
+        try:
+            return head(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).logits
+        finally:
+            slot.output = None
+
+    # ------------------------------------------------------------------ export
+    def domain_model(self, domain: str) -> PreTrainedModel:
+        """A standalone ``*ForSequenceClassification`` for one domain (weights copied)."""
+        head = self.heads[domain]
+        model = copy.deepcopy(head)
+        encoder = copy.deepcopy(self.encoder)
+        restore_attention(encoder)
+        setattr(model, model.base_model_prefix, encoder)
+        return model
+
+    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization: bool = True) -> None:
+        """Write the export layout described in the module docstring (student only)."""
+        os.makedirs(output_dir, exist_ok=True)
+        implementation = self.encoder.config._attn_implementation
+        restore_attention(self.encoder)
+        try:
+            self.encoder.config.hrkd_domains = list(self.domains)
+            self.encoder.config.id2label = dict(self.id2label)
+            self.encoder.config.label2id = {v: k for k, v in self.id2label.items()}
+            self.encoder.save_pretrained(output_dir, safe_serialization=safe_serialization)
+            if tokenizer is not None:
+                tokenizer.save_pretrained(output_dir)
+            for domain in self.domains:
+                head = self.heads[domain]
+                head.config.hrkd_domains = list(self.domains)
+                head.config.hrkd_domain = domain
+                prefix = head.base_model_prefix
+                slot = getattr(head, prefix)
+                setattr(head, prefix, self.encoder)
+                try:
+                    head.save_pretrained(os.path.join(output_dir, domain), safe_serialization=safe_serialization)
+                finally:
+                    setattr(head, prefix, slot)
+                if tokenizer is not None:
+                    tokenizer.save_pretrained(os.path.join(output_dir, domain))
+        finally:
+            if implementation != self.encoder.config._attn_implementation:
+                self.encoder.set_attn_implementation(implementation)
+
+    def load_weights_from(self, path: str) -> None:
+        """Copy the weights of an export (e.g. a checkpoint) into this model, in place."""
+        other = MultiDomainModel.from_pretrained(path)
+        if other.domains != self.domains:
+            raise ValueError(f"{path} holds domains {other.domains}, this model has {self.domains}")
+        self.encoder.load_state_dict(other.encoder.state_dict())
+        for domain in self.domains:
+            self.heads[domain].load_state_dict(other.heads[domain].state_dict())
+
+
+def _take_encoder(full: PreTrainedModel) -> PreTrainedModel:
+    """Detach the base model of a ``*ForSequenceClassification`` and put a slot in its place."""
+    prefix = full.base_model_prefix
+    encoder = getattr(full, prefix)
+    setattr(full, prefix, EncoderOutputSlot())
+    # the encoder's modules keep the original config object; the head gets its own copy so that
+    # per-domain fields (hrkd_domain, architectures) never leak into the encoder's config
+    full.config = copy.deepcopy(full.config)
+    return encoder
+
+
+def _drop_encoder(full: PreTrainedModel) -> None:
+    setattr(full, full.base_model_prefix, EncoderOutputSlot())
+    full.config = copy.deepcopy(full.config)
+
+
+def _fresh_head_like(full: PreTrainedModel) -> PreTrainedModel:
+    """A new shell with freshly initialised head weights, same config, no encoder."""
+    config = copy.deepcopy(full.config)
+    shell = AutoModelForSequenceClassification.from_config(config)
+    _drop_encoder(shell)
+    return shell
+

@@ -1,0 +1,347 @@
+"""Trainer classes: multi-domain fine-tuning (the teacher of §2.1) and HRKD distillation.
+
+``MultiDomainTrainer`` adds to ``transformers.Trainer`` only what multi-domain training needs: the
+domain batch sampler, per-domain evaluation with an average, and saving in the export layout.
+``HRKDTrainer`` adds the frozen teacher and the distillation losses (``compute_loss``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+import safetensors.torch
+import torch
+from datasets import Dataset
+from torch.utils.data import DataLoader
+from transformers import Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from .collate import MultiDomainCollator, check_token_alignment
+from .config import HRKDConfig, MultiDomainArguments
+from .distill_model import DistillationModel, HiddenProjections
+from .layer_map import parse_layer_map
+from .losses import (
+    attention_mse_rows,
+    hidden_mse_rows,
+    multi_domain_kd_loss,
+    per_domain_mean,
+    soft_cross_entropy_rows,
+)
+from .metrics import accuracy_metrics, average_over_domains
+from .modeling import MultiDomainModel
+from .sampling import DomainBatchSampler
+
+AUX_WEIGHTS_NAME = "hrkd_training_modules.safetensors"
+STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
+
+
+class MultiDomainTrainer(Trainer):
+    """``Trainer`` for :class:`MultiDomainModel` with one sub-batch of every domain per step.
+
+    * training batches come from :class:`DomainBatchSampler` (epoch length set by the fit domain);
+    * ``eval_dataset`` may be ``{domain: dataset}``: metrics come back as ``eval_<domain>_accuracy``
+      plus ``eval_avg_accuracy``, the unweighted mean over domains (use
+      ``metric_for_best_model="avg_accuracy"``);
+    * checkpoints and ``save_model`` write the export layout of :meth:`MultiDomainModel.save_pretrained`
+      (loadable with ``AutoModel`` / ``AutoModelForSequenceClassification``); modules used only for
+      training are stored next to it in checkpoints, never in a final export.
+    """
+
+    # our losses are per-batch means: Trainer must divide them by the accumulation steps
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, model=None, args: MultiDomainArguments | None = None, data_collator=None, processing_class=None,
+                 compute_metrics=accuracy_metrics, **kwargs):
+        if args is None:
+            raise ValueError("MultiDomainTrainer needs args (MultiDomainArguments or HRKDConfig)")
+        if data_collator is None and processing_class is not None:
+            data_collator = MultiDomainCollator(
+                processing_class.pad_token_id,
+                padding=args.padding,
+                max_length=args.max_length,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+            )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            **kwargs,
+        )
+        self.model_accepts_loss_kwargs = False  # transformers < 5 equivalent of loss_is_scaled_for_ga
+        self._saving_checkpoint = False
+        self.domain_batch_sampler: DomainBatchSampler | None = None
+        if self.train_dataset is not None:
+            self._check_train_dataset(self.train_dataset)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def student(self) -> MultiDomainModel:
+        """The multi-domain model being trained (the student when distilling)."""
+        model = self.accelerator.unwrap_model(self.model)
+        return model.student if isinstance(model, DistillationModel) else model
+
+    def _check_train_dataset(self, dataset: Dataset) -> None:
+        missing = [c for c in ("input_ids", "domain_ids") if c not in dataset.column_names]
+        if missing:
+            raise ValueError(
+                f"the train dataset lacks column(s) {missing}; tokenise it with "
+                "hrkd_trainer.tokenize_multi_domain first"
+            )
+        domains = self.student.domains
+        present = set(dataset.unique("domain_ids"))
+        empty = [d for i, d in enumerate(domains) if i not in present]
+        if empty:
+            raise ValueError(f"the train dataset has no examples of domain(s) {empty}; every domain needs data")
+
+    def _fit_domain_id(self) -> int | None:
+        name = self.args.fit_domain
+        if name is None:
+            return None
+        domains = self.student.domains
+        if name not in domains:
+            raise ValueError(f"--fit_domain {name!r} is not a domain of the model ({domains})")
+        return domains.index(name)
+
+    # ------------------------------------------------------------------ data
+    def get_train_dataloader(self) -> DataLoader:
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset")
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        self.domain_batch_sampler = DomainBatchSampler(
+            self.train_dataset["domain_ids"],
+            per_domain_batch_size=self.args.per_domain_train_batch_size,
+            fit_domain=self._fit_domain_id(),
+            num_processes=self.accelerator.num_processes,
+            seed=seed,
+            num_domains=self.student.num_domains,
+        )
+        loader = DataLoader(
+            self.train_dataset,
+            batch_sampler=self.domain_batch_sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+        )
+        return self.accelerator.prepare(loader)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        if isinstance(dataset, dict) and len(dataset) > 1:
+            domains = list(dataset)
+            average = {f"{metric_key_prefix}_avg_accuracy": average_over_domains(metrics, metric_key_prefix, domains, "accuracy")}
+            metrics.update(average)
+            self.log(average)
+        return metrics
+
+    # ------------------------------------------------------------------ saving and loading
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        self._saving_checkpoint = _internal_call
+        try:
+            super().save_model(output_dir, _internal_call)
+        finally:
+            self._saving_checkpoint = False
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self.student.save_pretrained(output_dir, tokenizer=self.processing_class)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+        modules = self.training_modules()
+        if self._saving_checkpoint and modules:
+            state = {f"{name}.{key}": value.detach().cpu().contiguous()
+                     for name, module in modules.items() for key, value in module.state_dict().items()}
+            if state:
+                safetensors.torch.save_file(state, os.path.join(output_dir, AUX_WEIGHTS_NAME))
+
+    def training_modules(self) -> dict[str, torch.nn.Module]:
+        """Modules trained alongside the model but never exported (saved in checkpoints only)."""
+        return {}
+
+    def _load_training_state(self, checkpoint: str) -> None:
+        self.student.load_weights_from(checkpoint)
+        modules = self.training_modules()
+        path = os.path.join(checkpoint, AUX_WEIGHTS_NAME)
+        if modules and any(len(m.state_dict()) for m in modules.values()):
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{checkpoint} has no {AUX_WEIGHTS_NAME}: cannot restore the training modules")
+            state = safetensors.torch.load_file(path)
+            for name, module in modules.items():
+                prefix = f"{name}."
+                module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        self._load_training_state(resume_from_checkpoint)
+
+    def _load_best_model(self) -> None:
+        self._load_training_state(self.state.best_model_checkpoint)
+
+
+class HRKDTrainer(MultiDomainTrainer):
+    """Multi-domain knowledge distillation (HRKD §2.1, eq. 1-5).
+
+    Args:
+        model: the student, a :class:`MultiDomainModel`.
+        teacher_model: the fine-tuned multi-domain teacher (same domains and labels). It is put in eval
+            mode, frozen, and prepared with Accelerate in evaluation mode (never wrapped in DDP).
+        args: an :class:`HRKDConfig`.
+        teacher_processing_class: the teacher's tokenizer when it differs from the student's (then the
+            datasets must carry ``teacher_input_ids``, see ``tokenize_multi_domain``).
+
+    Every step runs the teacher once (no grad) and the student once over the super-batch and computes,
+    per domain d, ``L_embd`` (eq. 1), ``L_attn`` (eq. 3, pre-softmax scores), ``L_hidn`` (eq. 4) and
+    ``L_pred`` (eq. 2); the loss is eq. 5. Component losses are logged per domain, averaged over each
+    logging window.
+    """
+
+    _tag_names = ["knowledge-distillation", "hrkd", "text-classification"]
+
+    def __init__(self, model: MultiDomainModel, teacher_model: MultiDomainModel, args: HRKDConfig,
+                 teacher_processing_class=None, **kwargs):
+        if not isinstance(args, HRKDConfig):
+            raise TypeError(f"HRKDTrainer needs an HRKDConfig, got {type(args).__name__}")
+        _check_compatible(model, teacher_model)
+        self.layer_map = parse_layer_map(args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers)
+        capture_attention = args.uses("attention")
+        if capture_attention:
+            if args.attention_head_reduction == "none" and model.num_attention_heads != teacher_model.num_attention_heads:
+                raise ValueError(
+                    f"the student has {model.num_attention_heads} attention heads and the teacher "
+                    f"{teacher_model.num_attention_heads}: per-head attention matching (eq. 3) needs equal counts. "
+                    "Set --attention_head_reduction mean, or drop 'attention' from --distill_losses."
+                )
+            model.prepare_for_capture()
+            teacher_model.prepare_for_capture()
+        projections = HiddenProjections(
+            (0, *self.layer_map.student_layers), model.hidden_size, teacher_model.hidden_size, args.hidden_projection
+        )
+        wrapped = DistillationModel(model, projections, self.layer_map.student_layers, capture_attention)
+        processing_class = kwargs.get("processing_class")
+        if kwargs.get("data_collator") is None and processing_class is not None:
+            kwargs["data_collator"] = MultiDomainCollator(
+                processing_class.pad_token_id,
+                teacher_pad_token_id=None if teacher_processing_class is None else teacher_processing_class.pad_token_id,
+                padding=args.padding,
+                max_length=args.max_length,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+            )
+        super().__init__(model=wrapped, args=args, **kwargs)
+        if self.train_dataset is not None and any(args.uses(x) for x in ("embedding", "attention", "hidden")):
+            check_token_alignment(self.train_dataset)
+        teacher_model.eval()
+        teacher_model.requires_grad_(False)
+        self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        self._teacher = teacher_model  # unwrapped, for capture set-up
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    def training_modules(self) -> dict[str, torch.nn.Module]:
+        model = self.accelerator.unwrap_model(self.model)
+        return {"projections": model.projections}
+
+    # ------------------------------------------------------------------ loss
+    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
+        student_inputs = {k: inputs[k] for k in STUDENT_INPUTS if k in inputs}
+        if not model.training:  # evaluation / prediction: the plain student
+            outputs = model(**student_inputs, labels=inputs.get("labels"))
+            return (outputs.loss, outputs) if return_outputs else outputs.loss
+        teacher = self._teacher_forward(inputs)
+        student = model(**student_inputs)
+        components = self.component_losses(student, teacher, inputs)
+        args = self.args
+        loss = multi_domain_kd_loss(
+            components["embd"], components["attn"], components["hidn"], components["pred"],
+            pred_weight=args.pred_loss_weight,
+        )  # fmt: skip
+        self._record(components)
+        return (loss, student) if return_outputs else loss
+
+    def _teacher_forward(self, inputs):
+        prefix = "teacher_" if "teacher_input_ids" in inputs else ""
+        with torch.no_grad():
+            return self.teacher_model(
+                input_ids=inputs[f"{prefix}input_ids"],
+                attention_mask=inputs[f"{prefix}attention_mask"],
+                token_type_ids=inputs.get(f"{prefix}token_type_ids"),
+                domain_ids=inputs["domain_ids"],
+                output_hidden_states=True,
+                capture_layers=self.layer_map.teacher_layers if self.args.uses("attention") else (),
+            )
+
+    def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
+        """Per-domain losses: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D), ``pred`` (D,)."""
+        args = self.args
+        domain_ids = inputs["domain_ids"]
+        num_domains = self.student.num_domains
+        mask = inputs["attention_mask"]
+        token_mask = mask if args.mask_padding else None
+        zeros = torch.zeros(num_domains, device=domain_ids.device)
+        pairs = self.layer_map.pairs
+
+        def domain_mean(rows):
+            return per_domain_mean(rows, domain_ids, num_domains)
+
+        embd = (
+            domain_mean(hidden_mse_rows(student.projected[0], teacher.hidden_states[0], token_mask))
+            if args.uses("embedding") else zeros
+        )  # fmt: skip
+        hidn = torch.stack([
+            domain_mean(hidden_mse_rows(student.projected[i + 1], teacher.hidden_states[t], token_mask))
+            if args.uses("hidden") else zeros
+            for i, (_, t) in enumerate(pairs)
+        ])  # fmt: skip
+        attn = torch.stack([
+            domain_mean(attention_mse_rows(
+                student.attention_scores[s], teacher.attention_scores[t], mask,
+                mask_queries=args.mask_padding, head_reduction=args.attention_head_reduction,
+            ))
+            if args.uses("attention") else zeros
+            for s, t in pairs
+        ])  # fmt: skip
+        pred = (
+            domain_mean(soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature))
+            if args.uses("prediction") else zeros
+        )  # fmt: skip
+        return {"embd": embd, "attn": attn, "hidn": hidn, "pred": pred}
+
+    # ------------------------------------------------------------------ logging
+    def _record(self, components: dict[str, torch.Tensor]) -> None:
+        names = self.student.domains
+        rows = torch.stack([
+            components["embd"], components["attn"].sum(0), components["hidn"].sum(0), components["pred"]
+        ]).detach().float().cpu().tolist()  # fmt: skip
+        for kind, values in zip(("embd", "attn", "hidn", "pred"), rows):
+            if kind == "embd" and not self.args.uses("embedding"):
+                continue
+            if kind == "attn" and not self.args.uses("attention"):
+                continue
+            if kind == "hidn" and not self.args.uses("hidden"):
+                continue
+            if kind == "pred" and not self.args.uses("prediction"):
+                continue
+            for domain, value in zip(names, values):
+                self._metrics[f"{kind}_loss/{domain}"].append(value)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self._metrics and not any(key.startswith("eval_") for key in logs):
+            logs = {**logs, **{key: sum(v) / len(v) for key, v in self._metrics.items()}}
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+
+def _check_compatible(student: MultiDomainModel, teacher: MultiDomainModel) -> None:
+    if not isinstance(student, MultiDomainModel) or not isinstance(teacher, MultiDomainModel):
+        raise TypeError("HRKDTrainer needs MultiDomainModel student and teacher (see MultiDomainModel.from_encoder)")
+    if student.domains != teacher.domains:
+        raise ValueError(
+            f"student domains {student.domains} differ from teacher domains {teacher.domains}; "
+            "they must be the same, in the same order"
+        )
+    if student.label_names != teacher.label_names:
+        raise ValueError(f"student labels {student.label_names} differ from teacher labels {teacher.label_names}")
