@@ -13,7 +13,11 @@ def same_tokenizer(a, b) -> bool:
     """True when two tokenizers map every text to the same ids (same class and vocabulary)."""
     if a is b:
         return True
-    return type(a).__name__ == type(b).__name__ and a.get_vocab() == b.get_vocab() and a.pad_token_id == b.pad_token_id
+    return (
+        type(a).__name__ == type(b).__name__
+        and a.get_vocab() == b.get_vocab()
+        and a.pad_token_id == b.pad_token_id
+    )
 
 
 def tokenize_multi_domain(
@@ -29,7 +33,11 @@ def tokenize_multi_domain(
     ``teacher_input_ids`` (+ ``teacher_token_type_ids``). No padding here: the collator pads each batch.
     """
     pair = "text_pair" in dataset.column_names
-    teacher = None if teacher_tokenizer is None or same_tokenizer(tokenizer, teacher_tokenizer) else teacher_tokenizer
+    teacher = (
+        None
+        if teacher_tokenizer is None or same_tokenizer(tokenizer, teacher_tokenizer)
+        else teacher_tokenizer
+    )
 
     def encode(batch):
         texts = (batch["text"], batch["text_pair"]) if pair else (batch["text"],)

@@ -52,13 +52,17 @@ class MultiDomainArguments(TrainingArguments):
     )
     remove_unused_columns: bool = field(
         default=False,
-        metadata={"help": "Kept False: the multi-domain collator needs the domain ids the model does not name."},
+        metadata={
+            "help": "Kept False: the multi-domain collator needs the domain ids the model does not name."
+        },
     )
 
     def __post_init__(self):
         super().__post_init__()
         if self.per_domain_train_batch_size < 1:
-            raise ValueError(f"--per_domain_train_batch_size must be >= 1, got {self.per_domain_train_batch_size}")
+            raise ValueError(
+                f"--per_domain_train_batch_size must be >= 1, got {self.per_domain_train_batch_size}"
+            )
         if self.padding not in ("longest", "max_length"):
             raise ValueError(f"--padding must be 'longest' or 'max_length', got {self.padding!r}")
         if self.max_length < 2:
@@ -124,15 +128,21 @@ class HRKDConfig(MultiDomainArguments):
         super().__post_init__()
         unknown = [name for name in self.distill_losses if name not in DISTILL_LOSSES]
         if unknown:
-            raise ValueError(f"--distill_losses: unknown loss(es) {unknown}; choose from {list(DISTILL_LOSSES)}")
+            raise ValueError(
+                f"--distill_losses: unknown loss(es) {unknown}; choose from {list(DISTILL_LOSSES)}"
+            )
         if not self.distill_losses:
             raise ValueError("--distill_losses is empty: at least one distillation loss must be on")
         if self.temperature <= 0:
             raise ValueError(f"--temperature must be > 0, got {self.temperature}")
         if self.attention_head_reduction not in ("none", "mean"):
-            raise ValueError(f"--attention_head_reduction must be 'none' or 'mean', got {self.attention_head_reduction!r}")
+            raise ValueError(
+                f"--attention_head_reduction must be 'none' or 'mean', got {self.attention_head_reduction!r}"
+            )
         if self.hidden_projection not in ("auto", "linear", "identity"):
-            raise ValueError(f"--hidden_projection must be auto, linear or identity, got {self.hidden_projection!r}")
+            raise ValueError(
+                f"--hidden_projection must be auto, linear or identity, got {self.hidden_projection!r}"
+            )
 
     def uses(self, loss: str) -> bool:
         return loss in self.distill_losses

@@ -73,8 +73,13 @@ class DistillationOutput(ModelOutput):
 class DistillationModel(nn.Module):
     """Student + projections. In eval mode it is the plain student."""
 
-    def __init__(self, student: MultiDomainModel, projections: HiddenProjections, student_layers: Sequence[int],
-                 capture_attention: bool):
+    def __init__(
+        self,
+        student: MultiDomainModel,
+        projections: HiddenProjections,
+        student_layers: Sequence[int],
+        capture_attention: bool,
+    ):
         super().__init__()
         self.student = student
         self.projections = projections
@@ -106,4 +111,6 @@ class DistillationModel(nn.Module):
         )
         positions = (0, *self.student_layers)
         projected = tuple(self.projections(p, out.hidden_states[p]) for p in positions)
-        return DistillationOutput(logits=out.logits, projected=projected, attention_scores=out.attention_scores)
+        return DistillationOutput(
+            logits=out.logits, projected=projected, attention_scores=out.attention_scores
+        )

@@ -143,7 +143,9 @@ def multi_domain_kd_loss(
     A disabled loss is passed as zeros.
     """
     if attention.shape != hidden.shape or attention.dim() != 2:
-        raise ValueError(f"attention {tuple(attention.shape)} and hidden {tuple(hidden.shape)} must be (M, D)")
+        raise ValueError(
+            f"attention {tuple(attention.shape)} and hidden {tuple(hidden.shape)} must be (M, D)"
+        )
     num_layers, num_domains = attention.shape
     if ratios is None:
         ratios = torch.ones(num_layers + 1, num_domains, dtype=embedding.dtype, device=embedding.device)

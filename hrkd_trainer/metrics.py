@@ -17,7 +17,9 @@ def accuracy_metrics(eval_prediction) -> dict[str, float]:
     return {"accuracy": float((predictions == np.asarray(labels)).mean())}
 
 
-def average_over_domains(metrics: Mapping[str, float], prefix: str, domains: Sequence[str], name: str) -> float:
+def average_over_domains(
+    metrics: Mapping[str, float], prefix: str, domains: Sequence[str], name: str
+) -> float:
     """Unweighted mean of ``{prefix}_{domain}_{name}`` over domains (the paper's "Average" column)."""
     values = [metrics[f"{prefix}_{d}_{name}"] for d in domains if f"{prefix}_{d}_{name}" in metrics]
     if len(values) != len(domains):

@@ -197,7 +197,9 @@ class MultiDomainModel(nn.Module):
         """Parameters of the encoder and one domain head: what one deployed per-domain classifier holds
         (``PreTrainedModel.num_parameters`` signature, so Trainer's FLOP count uses it)."""
         head = self.heads[self.domains[0]]
-        count = self.encoder.num_parameters(only_trainable=only_trainable, exclude_embeddings=exclude_embeddings)
+        count = self.encoder.num_parameters(
+            only_trainable=only_trainable, exclude_embeddings=exclude_embeddings
+        )
         return count + sum(p.numel() for p in head.parameters() if p.requires_grad or not only_trainable)
 
     def prepare_for_capture(self) -> str:
@@ -227,7 +229,9 @@ class MultiDomainModel(nn.Module):
         if token_type_ids is not None:
             encoder_kwargs["token_type_ids"] = token_type_ids
         with AttentionScoreCapture(self.encoder, capture_layers) as capture:
-            encoded = self.encoder(**encoder_kwargs, output_hidden_states=output_hidden_states, return_dict=True)
+            encoded = self.encoder(
+                **encoder_kwargs, output_hidden_states=output_hidden_states, return_dict=True
+            )
         logits = self._classify(encoded, input_ids, attention_mask, domain_ids)
         loss = None
         if labels is not None:
@@ -304,7 +308,9 @@ class MultiDomainModel(nn.Module):
                 slot = getattr(head, prefix)
                 setattr(head, prefix, self.encoder)
                 try:
-                    head.save_pretrained(os.path.join(output_dir, domain), safe_serialization=safe_serialization)
+                    head.save_pretrained(
+                        os.path.join(output_dir, domain), safe_serialization=safe_serialization
+                    )
                 finally:
                     setattr(head, prefix, slot)
                 if tokenizer is not None:
@@ -345,4 +351,3 @@ def _fresh_head_like(full: PreTrainedModel) -> PreTrainedModel:
     shell = AutoModelForSequenceClassification.from_config(config)
     _drop_encoder(shell)
     return shell
-

@@ -76,7 +76,9 @@ class DomainBatchSampler(BatchSampler):
                 "(remove the domain from --domains or add data)"
             )
         sizes = [idx.numel() for idx in self.domain_indices]
-        self.fit_domain = int(max(range(num_domains), key=lambda d: sizes[d])) if fit_domain is None else fit_domain
+        self.fit_domain = (
+            int(max(range(num_domains), key=lambda d: sizes[d])) if fit_domain is None else fit_domain
+        )
         if not 0 <= self.fit_domain < num_domains:
             raise ValueError(f"fit_domain {fit_domain} is not a domain id (0..{num_domains - 1})")
         self.per_domain_batch_size = per_domain_batch_size
@@ -104,7 +106,11 @@ class DomainBatchSampler(BatchSampler):
         passes = []
         total = 0
         while total < length:
-            order = torch.randperm(indices.numel(), generator=generator) if self.shuffle else torch.arange(indices.numel())
+            order = (
+                torch.randperm(indices.numel(), generator=generator)
+                if self.shuffle
+                else torch.arange(indices.numel())
+            )
             passes.append(indices[order])
             total += indices.numel()
         return torch.cat(passes)[:length]

@@ -51,8 +51,15 @@ class MultiDomainTrainer(Trainer):
     # our losses are per-batch means: Trainer must divide them by the accumulation steps
     loss_is_scaled_for_ga = False
 
-    def __init__(self, model=None, args: MultiDomainArguments | None = None, data_collator=None, processing_class=None,
-                 compute_metrics=accuracy_metrics, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: MultiDomainArguments | None = None,
+        data_collator=None,
+        processing_class=None,
+        compute_metrics=accuracy_metrics,
+        **kwargs,
+    ):
         if args is None:
             raise ValueError("MultiDomainTrainer needs args (MultiDomainArguments or HRKDConfig)")
         if data_collator is None and processing_class is not None:
@@ -94,7 +101,9 @@ class MultiDomainTrainer(Trainer):
         present = set(dataset.unique("domain_ids"))
         empty = [d for i, d in enumerate(domains) if i not in present]
         if empty:
-            raise ValueError(f"the train dataset has no examples of domain(s) {empty}; every domain needs data")
+            raise ValueError(
+                f"the train dataset has no examples of domain(s) {empty}; every domain needs data"
+            )
 
     def _fit_domain_id(self) -> int | None:
         name = self.args.fit_domain
@@ -124,17 +133,24 @@ class MultiDomainTrainer(Trainer):
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
             pin_memory=self.args.dataloader_pin_memory,
-            persistent_workers=self.args.dataloader_persistent_workers and self.args.dataloader_num_workers > 0,
+            persistent_workers=self.args.dataloader_persistent_workers
+            and self.args.dataloader_num_workers > 0,
         )
         return self.accelerator.prepare(loader)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+    def evaluate(
+        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         if isinstance(dataset, dict) and len(dataset) > 1:
             domains = list(dataset)
-            average = {f"{metric_key_prefix}_avg_accuracy": average_over_domains(metrics, metric_key_prefix, domains, "accuracy")}
+            average = {
+                f"{metric_key_prefix}_avg_accuracy": average_over_domains(
+                    metrics, metric_key_prefix, domains, "accuracy"
+                )
+            }
             metrics.update(average)
             self.log(average)
         return metrics
@@ -156,8 +172,11 @@ class MultiDomainTrainer(Trainer):
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         modules = self.training_modules()
         if self._saving_checkpoint and modules:
-            state = {f"{name}.{key}": value.detach().cpu().contiguous()
-                     for name, module in modules.items() for key, value in module.state_dict().items()}
+            state = {
+                f"{name}.{key}": value.detach().cpu().contiguous()
+                for name, module in modules.items()
+                for key, value in module.state_dict().items()
+            }
             if state:
                 safetensors.torch.save_file(state, os.path.join(output_dir, AUX_WEIGHTS_NAME))
 
@@ -171,11 +190,15 @@ class MultiDomainTrainer(Trainer):
         path = os.path.join(checkpoint, AUX_WEIGHTS_NAME)
         if modules and any(len(m.state_dict()) for m in modules.values()):
             if not os.path.exists(path):
-                raise FileNotFoundError(f"{checkpoint} has no {AUX_WEIGHTS_NAME}: cannot restore the training modules")
+                raise FileNotFoundError(
+                    f"{checkpoint} has no {AUX_WEIGHTS_NAME}: cannot restore the training modules"
+                )
             state = safetensors.torch.load_file(path)
             for name, module in modules.items():
                 prefix = f"{name}."
-                module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+                module.load_state_dict(
+                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+                )
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         self._load_training_state(resume_from_checkpoint)
@@ -201,17 +224,28 @@ class HRKDTrainer(MultiDomainTrainer):
     logging window.
     """
 
-    _tag_names = ["knowledge-distillation", "hrkd", "text-classification"]
+    _tag_names: tuple[str, ...] = ("knowledge-distillation", "hrkd", "text-classification")
 
-    def __init__(self, model: MultiDomainModel, teacher_model: MultiDomainModel, args: HRKDConfig,
-                 teacher_processing_class=None, **kwargs):
+    def __init__(
+        self,
+        model: MultiDomainModel,
+        teacher_model: MultiDomainModel,
+        args: HRKDConfig,
+        teacher_processing_class=None,
+        **kwargs,
+    ):
         if not isinstance(args, HRKDConfig):
             raise TypeError(f"HRKDTrainer needs an HRKDConfig, got {type(args).__name__}")
         _check_compatible(model, teacher_model)
-        self.layer_map = parse_layer_map(args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers)
+        self.layer_map = parse_layer_map(
+            args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers
+        )
         capture_attention = args.uses("attention")
         if capture_attention:
-            if args.attention_head_reduction == "none" and model.num_attention_heads != teacher_model.num_attention_heads:
+            if (
+                args.attention_head_reduction == "none"
+                and model.num_attention_heads != teacher_model.num_attention_heads
+            ):
                 raise ValueError(
                     f"the student has {model.num_attention_heads} attention heads and the teacher "
                     f"{teacher_model.num_attention_heads}: per-head attention matching (eq. 3) needs equal counts. "
@@ -220,14 +254,19 @@ class HRKDTrainer(MultiDomainTrainer):
             model.prepare_for_capture()
             teacher_model.prepare_for_capture()
         projections = HiddenProjections(
-            (0, *self.layer_map.student_layers), model.hidden_size, teacher_model.hidden_size, args.hidden_projection
+            (0, *self.layer_map.student_layers),
+            model.hidden_size,
+            teacher_model.hidden_size,
+            args.hidden_projection,
         )
         wrapped = DistillationModel(model, projections, self.layer_map.student_layers, capture_attention)
         processing_class = kwargs.get("processing_class")
         if kwargs.get("data_collator") is None and processing_class is not None:
             kwargs["data_collator"] = MultiDomainCollator(
                 processing_class.pad_token_id,
-                teacher_pad_token_id=None if teacher_processing_class is None else teacher_processing_class.pad_token_id,
+                teacher_pad_token_id=None
+                if teacher_processing_class is None
+                else teacher_processing_class.pad_token_id,
                 padding=args.padding,
                 max_length=args.max_length,
                 pad_to_multiple_of=args.pad_to_multiple_of,
@@ -337,11 +376,15 @@ class HRKDTrainer(MultiDomainTrainer):
 
 def _check_compatible(student: MultiDomainModel, teacher: MultiDomainModel) -> None:
     if not isinstance(student, MultiDomainModel) or not isinstance(teacher, MultiDomainModel):
-        raise TypeError("HRKDTrainer needs MultiDomainModel student and teacher (see MultiDomainModel.from_encoder)")
+        raise TypeError(
+            "HRKDTrainer needs MultiDomainModel student and teacher (see MultiDomainModel.from_encoder)"
+        )
     if student.domains != teacher.domains:
         raise ValueError(
             f"student domains {student.domains} differ from teacher domains {teacher.domains}; "
             "they must be the same, in the same order"
         )
     if student.label_names != teacher.label_names:
-        raise ValueError(f"student labels {student.label_names} differ from teacher labels {teacher.label_names}")
+        raise ValueError(
+            f"student labels {student.label_names} differ from teacher labels {teacher.label_names}"
+        )

@@ -97,7 +97,9 @@ class _Source:
                 for name, data in self.members.items():
                     parts = Path(name).parts
                     if len(parts) >= 2 and parts[-2] == directory and parts[-1] == filename:
-                        return f"{self.path}:{name}", io.BytesIO(data).read().decode("utf-8", errors="replace")
+                        return f"{self.path}:{name}", io.BytesIO(data).read().decode(
+                            "utf-8", errors="replace"
+                        )
         raise FileNotFoundError(
             f"{self.path}: no {filename} for domain {domain!r} (looked for "
             f"{', '.join(d + '/' + filename for d in DIRECTORY_NAMES.get(domain, (domain,)))})"
@@ -107,7 +109,7 @@ class _Source:
 def split_sizes(domain: str, n: int) -> tuple[int, int, int]:
     if domain in PAPER_SPLIT_SIZES and sum(PAPER_SPLIT_SIZES[domain]) == n:
         return PAPER_SPLIT_SIZES[domain]
-    train, dev = int(round(0.815 * n)), int(round(0.09 * n))
+    train, dev = round(0.815 * n), round(0.09 * n)
     return train, dev, n - train - dev
 
 
@@ -122,7 +124,9 @@ def load_amazon(path: str | os.PathLike, domains=AMAZON_DOMAINS, seed: int = 42)
         rows = []
         for label in ("positive", "negative"):
             name, text = source.read(domain, f"{label}.review")
-            rows += [{"text": r, "label": label, "domain": domain} for r in parse_review_file(text, name, report)]
+            rows += [
+                {"text": r, "label": label, "domain": domain} for r in parse_review_file(text, name, report)
+            ]
         if not rows:
             raise DataFormatError(f"{path}: domain {domain!r} has no reviews")
         random.Random(seed).shuffle(rows)

@@ -93,8 +93,8 @@ def seeded_split(
     order = list(rows)
     random.Random(seed).shuffle(order)
     n = len(order)
-    n_train = int(round(fractions[0] * n))
-    n_dev = int(round(fractions[1] * n))
+    n_train = round(fractions[0] * n)
+    n_dev = round(fractions[1] * n)
     return {
         "train": order[:n_train],
         "dev": order[n_train : n_train + n_dev],

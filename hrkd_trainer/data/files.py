@@ -32,7 +32,9 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
                     raise DataFormatError(f"{path}, line {reader.line_num}: more fields than the header has")
                 rows.append((reader.line_num, row))
             if reader.fieldnames is None:
-                raise DataFormatError(f"{path}: file is empty (a header row with text,label,domain is needed)")
+                raise DataFormatError(
+                    f"{path}: file is empty (a header row with text,label,domain is needed)"
+                )
             return rows
     if suffix in (".jsonl", ".json"):
         text = path.read_text(encoding="utf-8")
@@ -54,7 +56,9 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
                     raise DataFormatError(f"{path}, line {number}: invalid JSON: {err.msg}") from err
         for number, row in rows:
             if not isinstance(row, dict):
-                raise DataFormatError(f"{path}, line/item {number}: expected a JSON object, got {type(row).__name__}")
+                raise DataFormatError(
+                    f"{path}, line/item {number}: expected a JSON object, got {type(row).__name__}"
+                )
         return rows
     raise DataFormatError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .json or .jsonl)")
 
@@ -64,7 +68,9 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport) -> list
     raw = _read_rows(path)
     if raw:
         present = set(raw[0][1])
-        missing = [f"{role} column {name!r}" for role, name in columns.items() if name and name not in present]
+        missing = [
+            f"{role} column {name!r}" for role, name in columns.items() if name and name not in present
+        ]
         if missing:
             raise DataFormatError(
                 f"{path}: missing {', '.join(missing)}; the file has columns {sorted(present)}. "
@@ -77,7 +83,11 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport) -> list
         if empty:
             report.skip(str(path), f"empty {' and '.join(empty)}")
             continue
-        item = {"text": str(values["text"]), "label": str(values["label"]).strip(), "domain": str(values["domain"]).strip()}
+        item = {
+            "text": str(values["text"]),
+            "label": str(values["label"]).strip(),
+            "domain": str(values["domain"]).strip(),
+        }
         if "text_pair" in values:
             item["text_pair"] = str(values["text_pair"])
         item["_line"] = number
@@ -99,11 +109,19 @@ def load_files(
     seed: int = 42,
 ) -> DatasetDict:
     """Build a multi-domain ``DatasetDict`` from user files (see module docstring)."""
-    columns = {"text": text_column, "text_pair": text_pair_column, "label": label_column, "domain": domain_column}
+    columns = {
+        "text": text_column,
+        "text_pair": text_pair_column,
+        "label": label_column,
+        "domain": domain_column,
+    }
     report = SkipReport("files")
     train = _load_file(train_file, columns, report)
     domains = list(dict.fromkeys(r["domain"] for r in train))
-    labels = sorted({r["label"] for r in train}, key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+    labels = sorted(
+        {r["label"] for r in train},
+        key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
+    )
     if len(labels) < 2:
         raise DataFormatError(f"{train_file}: column {label_column!r} has a single label value {labels}")
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
@@ -134,7 +152,9 @@ def load_files(
             missing = "dev" if dev_file is None else "test"
             kept, carved = [], []
             for index, domain in enumerate(domains):
-                part = seeded_split([r for r in train if r["domain"] == domain], (0.9, 0.1, 0.0), seed + index)
+                part = seeded_split(
+                    [r for r in train if r["domain"] == domain], (0.9, 0.1, 0.0), seed + index
+                )
                 kept += part["train"]
                 carved += part["dev"]
             splits["train"], splits[missing] = kept, carved

@@ -60,7 +60,12 @@ def read_glue_tsv(path: Path, domains, report: SkipReport) -> dict[str, list[dic
                 report.skip(str(path), f"gold label {label!r} is not one of {LABELS}")
                 continue
             by_genre[genre].append(
-                {"text": row[index["sentence1"]], "text_pair": row[index["sentence2"]], "label": label, "domain": genre}
+                {
+                    "text": row[index["sentence1"]],
+                    "text_pair": row[index["sentence2"]],
+                    "label": label,
+                    "domain": genre,
+                }
             )
     return by_genre
 
@@ -86,7 +91,9 @@ def load_mnli_glue(glue_dir: str | os.PathLike, domains=MNLI_DOMAINS) -> Dataset
     """From the GLUE ``MNLI`` folder (``train.tsv`` + ``dev_matched.tsv``)."""
     glue_dir = Path(glue_dir)
     if not glue_dir.is_dir():
-        raise FileNotFoundError(f"MNLI folder not found: {glue_dir} (it should hold train.tsv and dev_matched.tsv)")
+        raise FileNotFoundError(
+            f"MNLI folder not found: {glue_dir} (it should hold train.tsv and dev_matched.tsv)"
+        )
     report = SkipReport("mnli")
     train = read_glue_tsv(glue_dir / "train.tsv", domains, report)
     test = read_glue_tsv(glue_dir / "dev_matched.tsv", domains, report)

@@ -77,7 +77,9 @@ def fetch_vader_archive(target_dir: str | os.PathLike | None = None) -> Path:
             )
         digest = sha256_of(downloaded)
         if digest != VADER_SHA256:
-            raise RuntimeError(f"{VADER_ARCHIVE} has sha256 {digest}, expected {VADER_SHA256}; refusing to use it")
+            raise RuntimeError(
+                f"{VADER_ARCHIVE} has sha256 {digest}, expected {VADER_SHA256}; refusing to use it"
+            )
         shutil.move(str(downloaded), path)
     return path
 
@@ -101,7 +103,9 @@ def read_vader_files(archive: str | os.PathLike) -> dict[str, str]:
     return texts
 
 
-def parse_ground_truth(text: str, source: str, domain: str, min_abs_rating: float, report: SkipReport) -> list[dict]:
+def parse_ground_truth(
+    text: str, source: str, domain: str, min_abs_rating: float, report: SkipReport
+) -> list[dict]:
     """Parse ``id <TAB> rating <TAB> text`` lines; malformed lines raise with file and line number."""
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -110,7 +114,9 @@ def parse_ground_truth(text: str, source: str, domain: str, min_abs_rating: floa
             continue
         fields = line.split("\t")
         if len(fields) < 3:
-            raise DataFormatError(f"{source}, line {number}: expected 'id<TAB>rating<TAB>text', got {line[:80]!r}")
+            raise DataFormatError(
+                f"{source}, line {number}: expected 'id<TAB>rating<TAB>text', got {line[:80]!r}"
+            )
         try:
             rating = float(fields[1])
         except ValueError as err:

