@@ -23,7 +23,6 @@ from transformers import AutoTokenizer, HfArgumentParser
 from .collate import MultiDomainCollator, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments
 from .data.common import domain_names, label_names, per_domain_head, select_domains
-from .metrics import average_over_domains
 from .modeling import MultiDomainModel
 from .trainer import HRKDTrainer, MultiDomainTrainer
 
@@ -339,31 +338,29 @@ def format_table(
     return "\n".join(out)
 
 
+def machine_description(device: torch.device) -> dict:
+    """Where the timings were taken: device, CPU count and torch threads, versions."""
+    import platform
+
+    import transformers
+
+    info = {
+        "device": str(device),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
 def write_results(path: str, results: dict) -> None:
     with open(path, "w") as handle:
         json.dump(results, handle, indent=2, sort_keys=False)
-
-
-__all__ = [
-    "RecipeArguments",
-    "TokenizedData",
-    "average_over_domains",
-    "by_domain",
-    "derive_arguments",
-    "distill",
-    "evaluate_per_domain",
-    "fine_tune",
-    "format_table",
-    "inference_seconds",
-    "parse_recipe_args",
-    "prepare_splits",
-    "tokenize_splits",
-    "write_results",
-]
-
-
-def load_tokenizer(path: str):
-    return AutoTokenizer.from_pretrained(path)
 
 
 # ---------------------------------------------------------------------------- the whole recipe
@@ -541,7 +538,7 @@ def run_recipe(
         )
     }
     results["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
-    results["device"] = str(next(student.parameters()).device)
+    results["machine"] = machine_description(next(student.parameters()).device)
     results["wall_time_seconds"] = {**timings, "total": time.time() - started}
     write_results(os.path.join(output_dir, "results.json"), results)
     table = format_table(domains, rows, extra)

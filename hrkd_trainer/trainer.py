@@ -34,6 +34,8 @@ from .sampling import DomainBatchSampler
 
 AUX_WEIGHTS_NAME = "hrkd_training_modules.safetensors"
 STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
+#: (log key, --distill_losses name) of each component
+COMPONENT_LOSSES = (("embd", "embedding"), ("attn", "attention"), ("hidn", "hidden"), ("pred", "prediction"))
 
 
 class MultiDomainTrainer(Trainer):
@@ -240,6 +242,9 @@ class HRKDTrainer(MultiDomainTrainer):
         self.layer_map = parse_layer_map(
             args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers
         )
+        if not args.uses("prediction") and args.ddp_find_unused_parameters is None:
+            # without the prediction loss the heads (and BERT's pooler) get no gradient: let DDP allow it
+            args.ddp_find_unused_parameters = True
         capture_attention = args.uses("attention")
         if capture_attention:
             if (
@@ -351,21 +356,14 @@ class HRKDTrainer(MultiDomainTrainer):
 
     # ------------------------------------------------------------------ logging
     def _record(self, components: dict[str, torch.Tensor]) -> None:
-        names = self.student.domains
+        """Buffer this step's per-domain components (layers summed); ``log`` averages the window."""
+        kinds = [(key, loss) for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
         rows = torch.stack([
-            components["embd"], components["attn"].sum(0), components["hidn"].sum(0), components["pred"]
+            components[key].sum(0) if components[key].dim() == 2 else components[key] for key, _ in kinds
         ]).detach().float().cpu().tolist()  # fmt: skip
-        for kind, values in zip(("embd", "attn", "hidn", "pred"), rows):
-            if kind == "embd" and not self.args.uses("embedding"):
-                continue
-            if kind == "attn" and not self.args.uses("attention"):
-                continue
-            if kind == "hidn" and not self.args.uses("hidden"):
-                continue
-            if kind == "pred" and not self.args.uses("prediction"):
-                continue
-            for domain, value in zip(names, values):
-                self._metrics[f"{kind}_loss/{domain}"].append(value)
+        for (key, _), values in zip(kinds, rows):
+            for domain, value in zip(self.student.domains, values):
+                self._metrics[f"{key}_loss/{domain}"].append(value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics and not any(key.startswith("eval_") for key in logs):

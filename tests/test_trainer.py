@@ -144,7 +144,7 @@ def test_export_has_student_only_and_checkpoints_resume_exactly(
             **common(
                 tmp_path,
                 name,
-                max_steps=4,
+                max_steps=10,
                 learning_rate=1e-2,
                 save_strategy="steps",
                 save_steps=2,
@@ -163,11 +163,13 @@ def test_export_has_student_only_and_checkpoints_resume_exactly(
 
     full = run("full")
     full.train()
-    checkpoint = tmp_path / "full" / "checkpoint-2"
+    checkpoint = tmp_path / "full" / "checkpoint-8"
     assert (checkpoint / AUX_WEIGHTS_NAME).exists()  # projections live in checkpoints
     assert AutoModel.from_pretrained(str(checkpoint)) is not None  # checkpoints are exports too
     resumed = run("resumed")
     resumed.train(resume_from_checkpoint=str(checkpoint))
+    # step 8 lies in the second epoch (6 steps each): the resumed stream must be epoch 1's
+    assert full.domain_batch_sampler.epoch == resumed.domain_batch_sampler.epoch == 1
     a = full.accelerator.unwrap_model(full.model).state_dict()
     b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
     assert a.keys() == b.keys()
@@ -245,3 +247,22 @@ def test_mpnet_teacher_with_its_own_tokenizer(mpnet_dir, bert_student_dir, tiny_
     trainer.train()
     logs = [e for e in trainer.state.log_history if "attn_loss/alpha" in e]
     assert len(logs) == 3 and all(e["attn_loss/alpha"] > 0 for e in logs)
+
+
+def test_subset_of_losses_logs_only_those(teacher_dir, bert_student_dir, tokenized, tokenizer, tmp_path):
+    train, _ = tokenized
+    config = HRKDConfig(**common(tmp_path, "sub", max_steps=2, distill_losses=["embedding", "hidden"]))
+    trainer = HRKDTrainer(
+        model=make_student(bert_student_dir),
+        teacher_model=MultiDomainModel.from_pretrained(teacher_dir),
+        args=config,
+        train_dataset=train,
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    entry = next(e for e in trainer.state.log_history if "loss" in e)
+    assert "hidn_loss/alpha" in entry and "embd_loss/alpha" in entry
+    assert not any(k.startswith(("attn_loss", "pred_loss")) for k in entry)
+    assert config.ddp_find_unused_parameters is True
+    # no attention loss: nothing is captured, the student keeps SDPA
+    assert trainer.student.encoder.config._attn_implementation == "sdpa"

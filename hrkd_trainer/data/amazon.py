@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import tarfile
 from pathlib import Path
 
@@ -115,8 +116,6 @@ def split_sizes(domain: str, n: int) -> tuple[int, int, int]:
 
 def load_amazon(path: str | os.PathLike, domains=AMAZON_DOMAINS, seed: int = 42) -> DatasetDict:
     """Build the Amazon multi-domain sentiment ``DatasetDict`` (train/dev/test, 4 domains)."""
-    import random
-
     source = _Source(path)
     report = SkipReport("amazon")
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
