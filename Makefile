@@ -1,5 +1,5 @@
 # Two commands for a fresh machine (see README):
-#   make quickstart   install into .venv, then distil on VADER (about 11 minutes on 2 CPU cores)
+#   make quickstart   install into .venv, then distil on VADER (about 13 minutes on 2 CPU cores)
 #   make test         install into .venv, then lint, format check and the test suite
 PYTHON ?= python3
 VENV ?= .venv

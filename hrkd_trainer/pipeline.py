@@ -479,7 +479,7 @@ def run_recipe(
     # 4. test accuracy, size and speed
     results: dict = {"domains": domains, "labels": labels}
     rows = {"teacher": evaluate_per_domain(teacher, teacher_data.test, teacher_tokenizer.pad_token_id)}
-    rows["student (HRKD-KD)"] = evaluate_per_domain(student, student_data.test, tokenizer.pad_token_id)
+    rows["student (KD)"] = evaluate_per_domain(student, student_data.test, tokenizer.pad_token_id)
     if baseline is not None:
         rows["student (no KD)"] = evaluate_per_domain(baseline, student_data.test, tokenizer.pad_token_id)
     speed_split = teacher_data.test[domains[0]]
@@ -491,21 +491,29 @@ def run_recipe(
     )
     extra = {
         "teacher": {"params (M)": f"{teacher.num_parameters() / 1e6:.1f}", "speed-up": "1.0x"},
-        "student (HRKD-KD)": {
+        "student (KD)": {
             "params (M)": f"{student.num_parameters() / 1e6:.1f}",
             "speed-up": f"{teacher_time / student_time:.1f}x",
         },
     }
     if baseline is not None:
-        extra["student (no KD)"] = dict(extra["student (HRKD-KD)"])
+        extra["student (no KD)"] = dict(extra["student (KD)"])
+    dev = {
+        "teacher": evaluate_per_domain(teacher, teacher_data.dev, teacher_tokenizer.pad_token_id),
+        "student": evaluate_per_domain(student, student_data.dev, tokenizer.pad_token_id),
+    }
+    if baseline is not None:
+        dev["baseline"] = evaluate_per_domain(baseline, student_data.dev, tokenizer.pad_token_id)
     results["teacher"] = {
         "accuracy": rows["teacher"],
+        "dev_accuracy": dev["teacher"],
         "parameters": teacher.num_parameters(),
         "inference_seconds": teacher_time,
         "source": teacher_source,
     }
     results["student"] = {
-        "accuracy": rows["student (HRKD-KD)"],
+        "accuracy": rows["student (KD)"],
+        "dev_accuracy": dev["student"],
         "parameters": student.num_parameters(),
         "inference_seconds": student_time,
         "speedup": teacher_time / student_time,
@@ -515,6 +523,7 @@ def run_recipe(
     if baseline is not None:
         results["baseline"] = {
             "accuracy": rows["student (no KD)"],
+            "dev_accuracy": dev["baseline"],
             "parameters": baseline.num_parameters(),
             "learning_rate": baseline_args.learning_rate,
         }
