@@ -549,6 +549,8 @@ def run_recipe(
     results["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
     results["machine"] = machine_description(next(student.parameters()).device)
     results["wall_time_seconds"] = {**timings, "total": time.time() - started}
+    if not config.should_save:  # other processes of a multi-process launch: the main one reports
+        return results
     write_results(os.path.join(output_dir, "results.json"), results)
     table = format_table(domains, rows, extra)
     print(f"\nTest accuracy (%) per domain — {output_dir}\n{table}\n")
