@@ -238,34 +238,38 @@ def distill(
 
 
 # ---------------------------------------------------------------------------- evaluation
+def padded_batches(dataset: Dataset, pad_token_id: int, batch_size: int, device, limit: int | None = None):
+    """Consecutive rows of a tokenised dataset as padded tensor batches on ``device`` (at most ``limit``)."""
+    collate = MultiDomainCollator(pad_token_id)
+    columns = dataset.column_names
+    for number, start in enumerate(range(0, len(dataset), batch_size)):
+        if limit is not None and number >= limit:
+            return
+        rows = dataset[start : start + batch_size]
+        features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
+        yield {k: v.to(device) for k, v in collate(features).items()}
+
+
+def _logits(model: MultiDomainModel, batch: dict) -> torch.Tensor:
+    return model(
+        batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
+    ).logits
+
+
 @torch.no_grad()
 def evaluate_per_domain(
-    model: MultiDomainModel,
-    splits: dict[str, Dataset],
-    pad_token_id: int,
-    batch_size: int = 64,
-    input_prefix: str = "",
+    model: MultiDomainModel, splits: dict[str, Dataset], pad_token_id: int, batch_size: int = 64
 ) -> dict[str, float]:
     """Accuracy per domain (each domain with its own head) and their unweighted average."""
     model.eval()
     device = next(model.parameters()).device
-    collate = MultiDomainCollator(pad_token_id)
     results = {}
     for domain, dataset in splits.items():
-        correct = total = 0
-        columns = [c for c in dataset.column_names]
-        for start in range(0, len(dataset), batch_size):
-            rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
-            features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
-            if input_prefix:
-                features = [{**f, "input_ids": f[f"{input_prefix}input_ids"]} for f in features]
-            batch = {k: v.to(device) for k, v in collate(features).items()}
-            out = model(
-                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
-            )
-            correct += int((out.logits.argmax(-1) == batch["labels"]).sum())
-            total += len(rows)
-        results[domain] = correct / total
+        correct = sum(
+            int((_logits(model, batch).argmax(-1) == batch["labels"]).sum())
+            for batch in padded_batches(dataset, pad_token_id, batch_size, device)
+        )
+        results[domain] = correct / len(dataset)
     results["average"] = sum(results[d] for d in splits) / len(splits)
     return results
 
@@ -278,30 +282,16 @@ def inference_seconds(
     batch_size: int = 32,
     batches: int = 5,
     repeats: int = 3,
-    input_prefix: str = "",
 ) -> float:
-    """Median wall time of ``batches`` forward passes over the first test rows (same rows for every model)."""
+    """Median wall time of ``batches`` forward passes over the first rows (the same rows for every model)."""
     model.eval()
     device = next(model.parameters()).device
-    collate = MultiDomainCollator(pad_token_id)
-    columns = dataset.column_names
-    prepared = []
-    for b in range(batches):
-        start = b * batch_size
-        if start >= len(dataset):
-            break
-        rows = dataset.select(range(start, min(start + batch_size, len(dataset))))
-        features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
-        if input_prefix:
-            features = [{**f, "input_ids": f[f"{input_prefix}input_ids"]} for f in features]
-        prepared.append({k: v.to(device) for k, v in collate(features).items()})
+    prepared = list(padded_batches(dataset, pad_token_id, batch_size, device, limit=batches))
     timings = []
     for _ in range(repeats + 1):
         begin = time.perf_counter()
         for batch in prepared:
-            model(
-                batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
-            )
+            _logits(model, batch)
         if device.type == "cuda":
             torch.cuda.synchronize()
         timings.append(time.perf_counter() - begin)

@@ -15,7 +15,7 @@ from hrkd_trainer import (
     check_token_alignment,
     tokenize_multi_domain,
 )
-from hrkd_trainer.pipeline import by_domain
+from hrkd_trainer.pipeline import by_domain, evaluate_per_domain
 from hrkd_trainer.trainer import AUX_WEIGHTS_NAME
 
 from .conftest import DOMAINS
@@ -58,6 +58,11 @@ def teacher_dir(tmp_path_factory, bert_teacher_dir, tokenized, tokenizer):
     metrics = trainer.evaluate()
     assert metrics["eval_avg_accuracy"] > 0.75, metrics
     assert set(metrics) >= {f"eval_{d}_accuracy" for d in DOMAINS}
+    # the recipes' own evaluation agrees with Trainer.evaluate
+    ours = evaluate_per_domain(trainer.student, dev, tokenizer.pad_token_id, batch_size=5)
+    for domain in DOMAINS:
+        assert ours[domain] == pytest.approx(metrics[f"eval_{domain}_accuracy"])
+    assert ours["average"] == pytest.approx(metrics["eval_avg_accuracy"])
     trainer.save_model(str(tmp / "teacher"))
     return str(tmp / "teacher")
 
