@@ -20,7 +20,7 @@ import yaml
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, HfArgumentParser
 
-from .collate import MultiDomainCollator, tokenize_multi_domain
+from .collate import MultiDomainCollator, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments
 from .data.common import domain_names, label_names, per_domain_head, select_domains
 from .modeling import MultiDomainModel
@@ -402,7 +402,11 @@ def run_recipe(
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
     tokenizer = AutoTokenizer.from_pretrained(student_source)
     student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
-    teacher_data = tokenize_splits(data, teacher_tokenizer, config.max_length)
+    # the teacher's own inputs (for fine-tuning and evaluating it); the same data when tokenizers match
+    if same_tokenizer(tokenizer, teacher_tokenizer):
+        teacher_data = student_data
+    else:
+        teacher_data = tokenize_splits(data, teacher_tokenizer, config.max_length)
 
     # 1. teacher
     begin = time.time()

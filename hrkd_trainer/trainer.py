@@ -38,6 +38,17 @@ STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
 COMPONENT_LOSSES = (("embd", "embedding"), ("attn", "attention"), ("hidn", "hidden"), ("pred", "prediction"))
 
 
+def default_collator(args: MultiDomainArguments, tokenizer, teacher_tokenizer=None) -> MultiDomainCollator:
+    """The collator both trainers use unless given one: padding settings from ``args``."""
+    return MultiDomainCollator(
+        tokenizer.pad_token_id,
+        teacher_pad_token_id=None if teacher_tokenizer is None else teacher_tokenizer.pad_token_id,
+        padding=args.padding,
+        max_length=args.max_length,
+        pad_to_multiple_of=args.pad_to_multiple_of,
+    )
+
+
 class MultiDomainTrainer(Trainer):
     """``Trainer`` for :class:`MultiDomainModel` with one sub-batch of every domain per step.
 
@@ -65,12 +76,7 @@ class MultiDomainTrainer(Trainer):
         if args is None:
             raise ValueError("MultiDomainTrainer needs args (MultiDomainArguments or HRKDConfig)")
         if data_collator is None and processing_class is not None:
-            data_collator = MultiDomainCollator(
-                processing_class.pad_token_id,
-                padding=args.padding,
-                max_length=args.max_length,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-            )
+            data_collator = default_collator(args, processing_class)
         super().__init__(
             model=model,
             args=args,
@@ -265,16 +271,9 @@ class HRKDTrainer(MultiDomainTrainer):
             args.hidden_projection,
         )
         wrapped = DistillationModel(model, projections, self.layer_map.student_layers, capture_attention)
-        processing_class = kwargs.get("processing_class")
-        if kwargs.get("data_collator") is None and processing_class is not None:
-            kwargs["data_collator"] = MultiDomainCollator(
-                processing_class.pad_token_id,
-                teacher_pad_token_id=None
-                if teacher_processing_class is None
-                else teacher_processing_class.pad_token_id,
-                padding=args.padding,
-                max_length=args.max_length,
-                pad_to_multiple_of=args.pad_to_multiple_of,
+        if kwargs.get("data_collator") is None and kwargs.get("processing_class") is not None:
+            kwargs["data_collator"] = default_collator(
+                args, kwargs["processing_class"], teacher_processing_class
             )
         super().__init__(model=wrapped, args=args, **kwargs)
         if self.train_dataset is not None and any(args.uses(x) for x in ("embedding", "attention", "hidden")):
