@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 DISTILL_LOSSES = ("embedding", "attention", "hidden", "prediction")
+RELATIONAL_MODES = ("off", "frozen", "learned")
+RELATIONAL_ABLATIONS = ("self_attention", "compare_aggregate", "hierarchy", "domain_relation")
 
 
 @dataclass
@@ -124,8 +126,94 @@ class HRKDConfig(MultiDomainArguments):
         },
     )
 
+    # ---- HRKD's relational module (§2.2-2.3, eq. 6-17)
+    relational_mode: str = field(
+        default="off",
+        metadata={
+            "help": "'off': uniform domain weights (eq. 5, multi-domain KD). 'frozen': HRKD ratios (eq. 17) from "
+            "a relational module that stays at its random initialisation, as the released code (its "
+            "gradient still reaches the student through the ratios). 'learned': the module is trained too, "
+            "in its own optimizer group (--relational_learning_rate, --relational_weight_decay).",
+            "choices": list(RELATIONAL_MODES),
+        },
+    )
+    relational_ablations: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Table 4's ablations, any of: self_attention (RP_m = own prototype), compare_aggregate "
+            "(graph input = mean of positions 0..m), hierarchy (graph input = position m only), "
+            "domain_relation (uniform ratios at the same loss scale)."
+        },
+    )
+    relational_learning_rate: float = field(
+        default=1e-4, metadata={"help": "Learning rate of the relational module in 'learned' mode."}
+    )
+    relational_weight_decay: float = field(
+        default=0.0, metadata={"help": "Weight decay of the relational module in 'learned' mode."}
+    )
+    relational_heads: int = field(
+        default=8, metadata={"help": "K, heads of the first graph layer (eq. 9). Release: 8."}
+    )
+    relational_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "F', features per graph head (default: the prototype width, as the release)."},
+    )
+    relational_dropout: float = field(
+        default=0.1, metadata={"help": "Dropout on graph nodes and attention coefficients (release: 0.1)."}
+    )
+    prototype_mask_padding: bool = field(
+        default=True,
+        metadata={
+            "help": "Prototypes (eq. 6) average real tokens only. False averages every position, padding "
+            "included, as the released code (then they depend on how much each batch is padded)."
+        },
+    )
+    ratio_scale: str = field(
+        default="mean",
+        metadata={
+            "help": "'mean': eq. 17 multiplied by D, so that uniform ratios give eq. 5 exactly (the same loss "
+            "scale as multi-domain KD); 'sum': eq. 17 as written (ratios sum to 1, γ/D on the prediction loss).",
+            "choices": ["mean", "sum"],
+        },
+    )
+    ratio_entropy_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "λ ≥ 0: add λ·Σ_m KL(r_m ‖ uniform) to the loss, which keeps learned ratios from collapsing "
+            "onto the lowest-loss domain."
+        },
+    )
+    ratio_gradient: bool = field(
+        default=True,
+        metadata={
+            "help": "Let eq. 17's gradient reach the student through the ratios (prototypes → graphs), as the "
+            "released code does. False detaches the prototypes: the student only sees the ratios as weights."
+        },
+    )
+
     def __post_init__(self):
         super().__post_init__()
+        if self.relational_mode not in RELATIONAL_MODES:
+            raise ValueError(
+                f"--relational_mode must be one of {list(RELATIONAL_MODES)}, got {self.relational_mode!r}"
+            )
+        bad = [a for a in self.relational_ablations if a not in RELATIONAL_ABLATIONS]
+        if bad:
+            raise ValueError(
+                f"--relational_ablations: unknown ablation(s) {bad}; choose from {list(RELATIONAL_ABLATIONS)}"
+            )
+        if self.relational_ablations and self.relational_mode == "off":
+            raise ValueError(
+                "--relational_ablations needs the relational module: set --relational_mode frozen or learned"
+            )
+        if self.ratio_scale not in ("mean", "sum"):
+            raise ValueError(f"--ratio_scale must be 'mean' or 'sum', got {self.ratio_scale!r}")
+        if self.ratio_entropy_weight < 0:
+            raise ValueError(f"--ratio_entropy_weight must be >= 0, got {self.ratio_entropy_weight}")
+        if not 0.0 <= self.relational_dropout < 1.0:
+            raise ValueError(f"--relational_dropout must be in [0, 1), got {self.relational_dropout}")
+        if self.relational_heads < 1:
+            raise ValueError(f"--relational_heads must be >= 1, got {self.relational_heads}")
         unknown = [name for name in self.distill_losses if name not in DISTILL_LOSSES]
         if unknown:
             raise ValueError(
@@ -146,3 +234,8 @@ class HRKDConfig(MultiDomainArguments):
 
     def uses(self, loss: str) -> bool:
         return loss in self.distill_losses
+
+    @property
+    def relational(self) -> bool:
+        """Whether eq. 17 (HRKD ratios) replaces eq. 5."""
+        return self.relational_mode != "off"

@@ -1,20 +1,30 @@
-"""The trainable side of distillation: the student plus the projections W^embd, W^hidn_m.
+"""The trainable side of distillation: the student, the projections W^embd, W^hidn_m and (HRKD)
+the relational balancer.
 
 ``DistillationModel`` is what ``HRKDTrainer`` trains (and what DDP wraps): the student and every
-training-only module, so that one forward produces everything the losses need and gradients of all
-trainable parts are synchronised together. Only ``student`` is ever exported.
+training-only module, so that one forward produces everything the losses need (projected states,
+attention scores, domain-relational ratios) and gradients of all trainable parts are synchronised
+together. Only ``student`` is ever exported; the training-only modules go to checkpoints and to
+:meth:`DistillationModel.save_training_state` (for case studies).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import safetensors.torch
 import torch
 from torch import nn
 from transformers.utils import ModelOutput
 
 from .modeling import MultiDomainModel
+from .relational import RelationalBalancer, global_domain_prototypes
+
+TRAINING_STATE_CONFIG = "hrkd_training_state.json"
+TRAINING_STATE_WEIGHTS = "hrkd_training_state.safetensors"
 
 
 class HiddenProjections(nn.Module):
@@ -36,6 +46,8 @@ class HiddenProjections(nn.Module):
                 f"the teacher {teacher_width}: use --hidden_projection linear (or auto)"
             )
         self.mode = mode
+        self.student_width = student_width
+        self.teacher_width = teacher_width
         self.positions = tuple(positions)
         self.maps = nn.ModuleDict()
         if mode == "linear":
@@ -61,17 +73,28 @@ class DistillationOutput(ModelOutput):
 
     ``projected``: projected states per distilled position (0 = embeddings, then each mapped student
     layer in map order), each ``(N, L, F_teacher)``; ``attention_scores``: pre-softmax scores keyed by
-    student layer.
+    student layer; ``ratios`` r ``(P, D)`` and ``similarity`` (α^H_m ``(D, m+1)`` for m ≥ 1) from the
+    relational balancer (HRKD only).
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     projected: tuple[torch.Tensor, ...] | None = None
     attention_scores: dict[int, torch.Tensor] | None = None
+    ratios: torch.Tensor | None = None
+    similarity: tuple[torch.Tensor, ...] | None = None
 
 
 class DistillationModel(nn.Module):
-    """Student + projections. In eval mode it is the plain student."""
+    """Student + projections (+ relational balancer). In eval mode it is the plain student.
+
+    Args:
+        relational: HRKD's :class:`RelationalBalancer` over positions ``(0, *student_layers)``, or None
+            (uniform weights, eq. 5).
+        prototype_mask_padding: prototypes (eq. 6) over real tokens only (else every position).
+        ratio_gradient: False detaches the prototypes, so that no gradient reaches the student
+            through the ratios.
+    """
 
     def __init__(
         self,
@@ -79,12 +102,18 @@ class DistillationModel(nn.Module):
         projections: HiddenProjections,
         student_layers: Sequence[int],
         capture_attention: bool,
+        relational: RelationalBalancer | None = None,
+        prototype_mask_padding: bool = True,
+        ratio_gradient: bool = True,
     ):
         super().__init__()
         self.student = student
         self.projections = projections
         self.student_layers = tuple(student_layers)
         self.capture_attention = capture_attention
+        self.relational = relational
+        self.prototype_mask_padding = prototype_mask_padding
+        self.ratio_gradient = ratio_gradient
         self.config = student.config
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
@@ -97,7 +126,10 @@ class DistillationModel(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         domain_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        relational_seed: int | None = None,
     ):
+        """Training mode: student outputs for the losses, and the ratios when HRKD is on. The
+        relational dropout masks come from a generator seeded with ``relational_seed`` when given."""
         if not self.training:
             return self.student(input_ids, attention_mask, token_type_ids, domain_ids, labels)
         out = self.student(
@@ -111,6 +143,97 @@ class DistillationModel(nn.Module):
         )
         positions = (0, *self.student_layers)
         projected = tuple(self.projections(p, out.hidden_states[p]) for p in positions)
+        ratios, similarity = self.relational_ratios(projected, attention_mask, domain_ids, relational_seed)
         return DistillationOutput(
-            logits=out.logits, projected=projected, attention_scores=out.attention_scores
+            logits=out.logits,
+            projected=projected,
+            attention_scores=out.attention_scores,
+            ratios=ratios,
+            similarity=similarity,
         )
+
+    def relational_ratios(
+        self,
+        projected: Sequence[torch.Tensor],
+        attention_mask: torch.Tensor | None,
+        domain_ids: torch.Tensor,
+        seed: int | None = None,
+    ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
+        """Prototypes of the (global) batch (eq. 6) → ratios ``(P, D)`` and similarity ratios."""
+        if self.relational is None:
+            return None, None
+        prototypes = None
+        if self.relational.needs_prototypes:
+            states = projected if self.ratio_gradient else [p.detach() for p in projected]
+            mask = attention_mask if self.prototype_mask_padding else None
+            prototypes = global_domain_prototypes(states, domain_ids, self.student.num_domains, mask)
+        generator = None
+        if seed is not None and self.relational.training and prototypes is not None:
+            generator = torch.Generator(device=prototypes.device)
+            generator.manual_seed(seed)
+        out = self.relational(prototypes, generator)
+        device = projected[0].device
+        return out.ratios.to(device), out.similarity
+
+    # ------------------------------------------------------------------ training state
+    def save_training_state(self, directory: str) -> None:
+        """Write the training-only modules (projections, relational balancer) and how to rebuild them.
+
+        This is not part of the exported student: it is what :mod:`hrkd_trainer.case_study` reads.
+        """
+        os.makedirs(directory, exist_ok=True)
+        projections = self.projections
+        config = {
+            "student_layers": list(self.student_layers),
+            "projection": {
+                "mode": projections.mode,
+                "positions": list(projections.positions),
+                "student_width": projections.student_width,
+                "teacher_width": projections.teacher_width,
+            },
+            "prototype_mask_padding": self.prototype_mask_padding,
+            "relational": None if self.relational is None else dict(self.relational.settings),
+        }
+        with open(os.path.join(directory, TRAINING_STATE_CONFIG), "w") as handle:
+            json.dump(config, handle, indent=2)
+        state = {f"projections.{k}": v for k, v in projections.state_dict().items()}
+        if self.relational is not None:
+            state.update({f"relational.{k}": v for k, v in self.relational.state_dict().items()})
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        safetensors.torch.save_file(state, os.path.join(directory, TRAINING_STATE_WEIGHTS))
+
+    @classmethod
+    def from_training_state(cls, student: MultiDomainModel, directory: str) -> DistillationModel:
+        """Rebuild the training-side modules around ``student`` from :meth:`save_training_state`."""
+        config_path = os.path.join(directory, TRAINING_STATE_CONFIG)
+        if not os.path.exists(config_path):
+            raise FileNotFoundError(
+                f"{config_path} not found: {directory} holds no distillation training state "
+                "(HRKDTrainer.save_training_state writes it; the recipes put it in RUN_DIR/training_state)"
+            )
+        with open(config_path) as handle:
+            config = json.load(handle)
+        proj = config["projection"]
+        projections = HiddenProjections(
+            proj["positions"], proj["student_width"], proj["teacher_width"], proj["mode"]
+        )
+        relational = None
+        if config["relational"] is not None:
+            relational = RelationalBalancer(**config["relational"])
+        model = cls(
+            student,
+            projections,
+            config["student_layers"],
+            capture_attention=False,
+            relational=relational,
+            prototype_mask_padding=config["prototype_mask_padding"],
+        )
+        state = safetensors.torch.load_file(os.path.join(directory, TRAINING_STATE_WEIGHTS))
+        projections.load_state_dict(
+            {k[len("projections.") :]: v for k, v in state.items() if k.startswith("projections.")}
+        )
+        if relational is not None:
+            relational.load_state_dict(
+                {k[len("relational.") :]: v for k, v in state.items() if k.startswith("relational.")}
+            )
+        return model

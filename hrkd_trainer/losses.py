@@ -153,3 +153,27 @@ def multi_domain_kd_loss(
         raise ValueError(f"ratios must be ({num_layers + 1}, {num_domains}), got {tuple(ratios.shape)}")
     intermediate = ratios[0] * embedding + (ratios[1:] * (attention + hidden)).sum(dim=0)
     return (intermediate + pred_weight * prediction).sum()
+
+
+def hrkd_loss(
+    embedding: torch.Tensor,
+    attention: torch.Tensor,
+    hidden: torch.Tensor,
+    prediction: torch.Tensor,
+    ratios: torch.Tensor,
+    gamma: float = 1.0,
+    ratio_scale: str = "mean",
+) -> torch.Tensor:
+    """Eq. 17: ``L = Σ_d ( r_{0,d} L^d_embd + Σ_m r_{m,d} (L^{m,d}_attn + L^{m,d}_hidn) + γ/D L^d_pred )``.
+
+    ``ratios`` r ``(M+1, D)``, each row summing to 1 over domains. ``ratio_scale="sum"`` is eq. 17 as
+    written. ``"mean"`` multiplies it by D (ratios that average 1 over domains, γ on L_pred), so that
+    uniform ratios give eq. 5 exactly and HRKD and the uniform multi-domain baseline train at the same
+    loss scale (same effective learning rate and the same gradient clipping).
+    """
+    if ratio_scale not in ("mean", "sum"):
+        raise ValueError(f"ratio_scale must be 'mean' or 'sum', got {ratio_scale!r}")
+    num_domains = ratios.shape[-1]
+    if ratio_scale == "mean":
+        return multi_domain_kd_loss(embedding, attention, hidden, prediction, gamma, ratios * num_domains)
+    return multi_domain_kd_loss(embedding, attention, hidden, prediction, gamma / num_domains, ratios)

@@ -29,9 +29,32 @@ from .trainer import HRKDTrainer, MultiDomainTrainer
 logger = logging.getLogger(__name__)
 
 
+METHODS = ("multi-domain", "hrkd")
+#: relational mode used by ``--method hrkd`` unless --relational_mode says otherwise (see README
+#: "HRKD: how the relational module learns" for the measurement behind it)
+DEFAULT_HRKD_MODE = "frozen"
+
+
 @dataclass
 class RecipeArguments:
     """Flags of the recipes besides the ``TrainingArguments``/``HRKDConfig`` ones."""
+
+    method: str = field(
+        default="multi-domain",
+        metadata={
+            "help": "Distiller: 'multi-domain' (TinyBERT losses on all domains with uniform weights, eq. 5) or "
+            "'hrkd' (the same losses re-weighted by the relational module, eq. 17; --relational_mode picks "
+            f"how the module learns, default {DEFAULT_HRKD_MODE}).",
+            "choices": list(METHODS),
+        },
+    )
+    case_study_examples: int = field(
+        default=1,
+        metadata={
+            "help": "HRKD: after training, print the ratios for this many sets of test examples (one per domain, "
+            "as the paper's Tables 5-6) and write them to case_study.md. 0 turns it off."
+        },
+    )
 
     teacher: str | None = field(
         default=None,
@@ -125,7 +148,20 @@ def parse_recipe_args(
             raise SystemExit(f"{config_path}: unknown option(s) {unknown}")
         parser.set_defaults(**values)
     recipe, config = parser.parse_args_into_dataclasses(args=argv)
+    apply_method(recipe, config)
     return recipe, config
+
+
+def apply_method(recipe: RecipeArguments, config: HRKDConfig) -> None:
+    """Make ``--method`` and ``--relational_mode`` agree (``hrkd`` with mode ``off`` gets the default)."""
+    if recipe.method not in METHODS:
+        raise SystemExit(f"--method must be one of {list(METHODS)}, got {recipe.method!r}")
+    if recipe.method == "hrkd" and config.relational_mode == "off":
+        config.relational_mode = DEFAULT_HRKD_MODE
+    elif recipe.method == "multi-domain" and config.relational_mode != "off":
+        raise SystemExit(
+            f"--relational_mode {config.relational_mode} needs --method hrkd (multi-domain KD has no ratios)"
+        )
 
 
 # ---------------------------------------------------------------------------- data
@@ -222,7 +258,11 @@ def distill(
     output_dir: str,
     teacher_tokenizer=None,
     trainer_cls: Callable = HRKDTrainer,
+    run_dir: str | None = None,
 ) -> MultiDomainModel:
+    """Distil ``teacher`` into ``student`` and export the student to ``output_dir``. With ``run_dir``,
+    the training-only modules go to ``run_dir/training_state`` and (HRKD) the ratio history and
+    heatmap to ``run_dir``."""
     trainer = trainer_cls(
         model=student,
         teacher_model=teacher,
@@ -234,6 +274,9 @@ def distill(
     )
     trainer.train()
     trainer.save_model(output_dir)
+    if run_dir is not None:
+        trainer.save_training_state(os.path.join(run_dir, "training_state"))
+        trainer.save_ratio_report(run_dir)
     return trainer.student
 
 
@@ -449,6 +492,7 @@ def run_recipe(
         tokenizer,
         os.path.join(output_dir, "student"),
         teacher_tokenizer=teacher_tokenizer,
+        run_dir=output_dir,
     )
     timings["distillation"] = time.time() - begin
 
@@ -524,22 +568,31 @@ def run_recipe(
     results["compression"] = teacher.num_parameters() / student.num_parameters()
     results["data"] = {split: len(data[split]) for split in data}
     results["skipped_rows"] = sum(getattr(data, "skipped", {}).values())
-    results["method"] = "multi-domain-kd"
-    results["distillation"] = {
-        k: getattr(config, k)
-        for k in (
-            "temperature",
-            "pred_loss_weight",
-            "distill_losses",
-            "layer_map",
-            "mask_padding",
-            "learning_rate",
-            "num_train_epochs",
-            "per_domain_train_batch_size",
-            "max_length",
-            "seed",
-        )
-    }
+    results["method"] = recipe.method
+    keys = [
+        "temperature", "pred_loss_weight", "distill_losses", "layer_map", "mask_padding", "learning_rate",
+        "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode",
+    ]  # fmt: skip
+    if config.relational:
+        keys += [
+            "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
+            "relational_dropout", "prototype_mask_padding", "ratio_scale", "ratio_entropy_weight",
+            "ratio_gradient",
+        ]  # fmt: skip
+    results["distillation"] = {k: getattr(config, k) for k in keys}
+    ratio_path = os.path.join(output_dir, "ratio_history.json")
+    if config.relational and os.path.exists(ratio_path):
+        with open(ratio_path) as handle:
+            history = json.load(handle)["history"]
+        results["final_ratios"] = history[-1]["ratios"] if history else None
+    if config.relational and recipe.case_study_examples and config.should_save:
+        from .case_study import case_study_from_run, format_case_study
+
+        studies = case_study_from_run(output_dir, data["test"], recipe.case_study_examples)
+        text = format_case_study(studies)
+        with open(os.path.join(output_dir, "case_study.md"), "w") as handle:
+            handle.write(text)
+        print(text)
     results["command"] = " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
     results["machine"] = machine_description(next(student.parameters()).device)
     results["wall_time_seconds"] = {**timings, "total": time.time() - started}

@@ -7,6 +7,8 @@ domain batch sampler, per-domain evaluation with an average, and saving in the e
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections import defaultdict
 
@@ -24,18 +26,24 @@ from .layer_map import parse_layer_map
 from .losses import (
     attention_mse_rows,
     hidden_mse_rows,
+    hrkd_loss,
     multi_domain_kd_loss,
     per_domain_mean,
     soft_cross_entropy_rows,
 )
 from .metrics import accuracy_metrics, average_over_domains
 from .modeling import MultiDomainModel
+from .relational import RelationalBalancer, normalised_entropy, ratio_kl_to_uniform
 from .sampling import DomainBatchSampler
+
+logger = logging.getLogger(__name__)
 
 AUX_WEIGHTS_NAME = "hrkd_training_modules.safetensors"
 STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
 #: (log key, --distill_losses name) of each component
 COMPONENT_LOSSES = (("embd", "embedding"), ("attn", "attention"), ("hidn", "hidden"), ("pred", "prediction"))
+RATIO_HISTORY_NAME = "ratio_history.json"
+RATIO_PLOT_NAME = "ratios.png"
 
 
 def default_collator(args: MultiDomainArguments, tokenizer, teacher_tokenizer=None) -> MultiDomainCollator:
@@ -228,8 +236,12 @@ class HRKDTrainer(MultiDomainTrainer):
 
     Every step runs the teacher once (no grad) and the student once over the super-batch and computes,
     per domain d, ``L_embd`` (eq. 1), ``L_attn`` (eq. 3, pre-softmax scores), ``L_hidn`` (eq. 4) and
-    ``L_pred`` (eq. 2); the loss is eq. 5. Component losses are logged per domain, averaged over each
-    logging window.
+    ``L_pred`` (eq. 2). With ``relational_mode="off"`` the loss is eq. 5. Otherwise (HRKD, §2.2-2.3) a
+    :class:`RelationalBalancer` turns the step's per-domain prototypes into ratios r ``(M+1, D)`` and
+    the loss is eq. 17 (at the scale of ``ratio_scale``); in ``learned`` mode the balancer has its own
+    optimizer group. Component losses, ratios and similarity ratios are logged per domain, averaged
+    over each logging window; at the end of training the ratio history is written to
+    ``output_dir/ratio_history.json`` and ``ratios.png``.
     """
 
     _tag_names: tuple[str, ...] = ("knowledge-distillation", "hrkd", "text-classification")
@@ -270,7 +282,16 @@ class HRKDTrainer(MultiDomainTrainer):
             teacher_model.hidden_size,
             args.hidden_projection,
         )
-        wrapped = DistillationModel(model, projections, self.layer_map.student_layers, capture_attention)
+        relational = self._build_relational(args, model, teacher_model) if args.relational else None
+        wrapped = DistillationModel(
+            model,
+            projections,
+            self.layer_map.student_layers,
+            capture_attention,
+            relational=relational,
+            prototype_mask_padding=args.prototype_mask_padding,
+            ratio_gradient=args.ratio_gradient,
+        )
         if kwargs.get("data_collator") is None and kwargs.get("processing_class") is not None:
             kwargs["data_collator"] = default_collator(
                 args, kwargs["processing_class"], teacher_processing_class
@@ -283,10 +304,76 @@ class HRKDTrainer(MultiDomainTrainer):
         self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
         self._teacher = teacher_model  # unwrapped, for capture set-up
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._ratio_window: list[torch.Tensor] = []
+        self._seed_step, self._micro_step = -1, 0
+
+    # ------------------------------------------------------------------ relational module
+    def _build_relational(self, args: HRKDConfig, student, teacher) -> RelationalBalancer:
+        """The balancer, initialised from ``args.seed`` without touching the global RNG."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed)
+            balancer = RelationalBalancer(
+                num_positions=1 + len(self.layer_map.student_layers),
+                num_domains=student.num_domains,
+                features=teacher.hidden_size,
+                heads=args.relational_heads,
+                hidden_features=args.relational_hidden_size,
+                dropout=args.relational_dropout,
+                ablations=args.relational_ablations,
+            )
+        if args.relational_mode == "frozen":
+            balancer.requires_grad_(False)
+        return balancer
+
+    @property
+    def relational(self) -> RelationalBalancer | None:
+        return self.accelerator.unwrap_model(self.model).relational
+
+    @property
+    def position_names(self) -> list[str]:
+        """Names of the distilled student positions: ``embeddings``, then ``layer<k>`` (1-based)."""
+        return ["embeddings", *(f"layer{k}" for k in self.layer_map.student_layers)]
+
+    def _relational_seed(self) -> int:
+        """A seed for this micro-batch's relational dropout: a function of (seed, step, micro-step),
+        the same on every process and after a resume."""
+        step = self.state.global_step
+        if step != self._seed_step:
+            self._seed_step, self._micro_step = step, 0
+        self._micro_step += 1
+        return (self.args.seed * 1_000_003 + step * 1_009 + self._micro_step) % (2**62)
+
+    def create_optimizer(self, *args, **kwargs):
+        """Trainer's optimizer, with the relational module (``learned`` mode) in its own group."""
+        optimizer = super().create_optimizer(*args, **kwargs)
+        relational = self.relational
+        if relational is None or self.args.relational_mode != "learned":
+            return optimizer
+        params = [p for p in relational.parameters() if p.requires_grad]
+        ids = {id(p) for p in params}
+        grouped = [g for g in optimizer.param_groups if any(id(p) in ids for p in g["params"])]
+        if params and not any(g.get("hrkd_relational") for g in grouped):
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            optimizer.add_param_group({
+                "params": params,
+                "lr": self.args.relational_learning_rate,
+                "weight_decay": self.args.relational_weight_decay,
+                "hrkd_relational": True,
+            })  # fmt: skip
+        return optimizer
 
     def training_modules(self) -> dict[str, torch.nn.Module]:
         model = self.accelerator.unwrap_model(self.model)
-        return {"projections": model.projections}
+        modules = {"projections": model.projections}
+        if model.relational is not None:
+            modules["relational"] = model.relational
+        return modules
+
+    def save_training_state(self, directory: str) -> None:
+        """Write projections and relational module (never part of the export) for case studies."""
+        if self.args.should_save:
+            self.accelerator.unwrap_model(self.model).save_training_state(directory)
 
     # ------------------------------------------------------------------ loss
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
@@ -295,14 +382,19 @@ class HRKDTrainer(MultiDomainTrainer):
             outputs = model(**student_inputs, labels=inputs.get("labels"))
             return (outputs.loss, outputs) if return_outputs else outputs.loss
         teacher = self._teacher_forward(inputs)
+        args = self.args
+        if args.relational:
+            student_inputs["relational_seed"] = self._relational_seed()
         student = model(**student_inputs)
         components = self.component_losses(student, teacher, inputs)
-        args = self.args
-        loss = multi_domain_kd_loss(
-            components["embd"], components["attn"], components["hidn"], components["pred"],
-            pred_weight=args.pred_loss_weight,
-        )  # fmt: skip
-        self._record(components)
+        parts = (components["embd"], components["attn"], components["hidn"], components["pred"])
+        if student.ratios is None:  # eq. 5
+            loss = multi_domain_kd_loss(*parts, pred_weight=args.pred_loss_weight)
+        else:  # eq. 17
+            loss = hrkd_loss(*parts, student.ratios, args.pred_loss_weight, args.ratio_scale)
+            if args.ratio_entropy_weight:
+                loss = loss + args.ratio_entropy_weight * ratio_kl_to_uniform(student.ratios)
+        self._record(components, student)
         return (loss, student) if return_outputs else loss
 
     def _teacher_forward(self, inputs):
@@ -354,8 +446,9 @@ class HRKDTrainer(MultiDomainTrainer):
         return {"embd": embd, "attn": attn, "hidn": hidn, "pred": pred}
 
     # ------------------------------------------------------------------ logging
-    def _record(self, components: dict[str, torch.Tensor]) -> None:
-        """Buffer this step's per-domain components (layers summed); ``log`` averages the window."""
+    def _record(self, components: dict[str, torch.Tensor], student=None) -> None:
+        """Buffer this step's per-domain components (layers summed), ratios and similarity ratios;
+        ``log`` averages the window."""
         kinds = [(key, loss) for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
         rows = torch.stack([
             components[key].sum(0) if components[key].dim() == 2 else components[key] for key, _ in kinds
@@ -363,12 +456,64 @@ class HRKDTrainer(MultiDomainTrainer):
         for (key, _), values in zip(kinds, rows):
             for domain, value in zip(self.student.domains, values):
                 self._metrics[f"{key}_loss/{domain}"].append(value)
+        if student is None or student.ratios is None:
+            return
+        ratios = student.ratios.detach().float()
+        self._ratio_window.append(ratios.cpu())
+        self._metrics["ratio_entropy"].append(float(normalised_entropy(ratios)))
+        names, domains = self.position_names, self.student.domains
+        for m, alpha in enumerate(student.similarity or (), start=1):
+            for d, row in enumerate(alpha.detach().float().cpu().tolist()):
+                for j, value in enumerate(row):
+                    self._metrics[f"similarity/{names[m]}/{domains[d]}/{names[j]}"].append(value)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics and not any(key.startswith("eval_") for key in logs):
-            logs = {**logs, **{key: sum(v) / len(v) for key, v in self._metrics.items()}}
+            extra = {key: sum(v) / len(v) for key, v in self._metrics.items()}
+            if self._ratio_window:
+                mean = torch.stack(self._ratio_window).mean(0)
+                names, domains = self.position_names, self.student.domains
+                for m, row in enumerate(mean.tolist()):
+                    extra.update({f"ratio/{names[m]}/{domains[d]}": value for d, value in enumerate(row)})
+                self._ratio_window.clear()
+            logs = {**logs, **extra}
             self._metrics.clear()
         super().log(logs, start_time)
+
+    def ratio_history(self) -> list[dict]:
+        """``[{"step", "ratios": P×D}]`` from the logged ratios (``state.log_history``, so a resumed run
+        keeps the history of the steps before the checkpoint)."""
+        names, domains = self.position_names, self.student.domains
+        history = []
+        for entry in self.state.log_history:
+            if f"ratio/{names[0]}/{domains[0]}" in entry:
+                ratios = [[entry[f"ratio/{n}/{d}"] for d in domains] for n in names]
+                history.append({"step": entry["step"], "ratios": ratios})
+        return history
+
+    def train(self, *args, **kwargs):
+        output = super().train(*args, **kwargs)
+        self.save_ratio_report(self.args.output_dir)
+        return output
+
+    def save_ratio_report(self, directory: str) -> None:
+        """``ratio_history.json`` (ratios per logging step) and a ``ratios.png`` heatmap over training."""
+        history = self.ratio_history()
+        if not self.args.should_save or not history:
+            return
+        from .plots import plot_ratio_history
+
+        os.makedirs(directory, exist_ok=True)
+        report = {
+            "positions": self.position_names,
+            "domains": self.student.domains,
+            "relational_mode": self.args.relational_mode,
+            "ablations": list(self.args.relational_ablations),
+            "history": history,
+        }
+        with open(os.path.join(directory, RATIO_HISTORY_NAME), "w") as handle:
+            json.dump(report, handle)
+        plot_ratio_history(report, os.path.join(directory, RATIO_PLOT_NAME))
 
 
 def _check_compatible(student: MultiDomainModel, teacher: MultiDomainModel) -> None:

@@ -9,6 +9,7 @@ from hrkd_trainer.losses import (
     RowLoss,
     attention_mse_rows,
     hidden_mse_rows,
+    hrkd_loss,
     multi_domain_kd_loss,
     per_domain_mean,
     soft_cross_entropy_rows,
@@ -105,6 +106,26 @@ def test_multi_domain_kd_loss_eq5_and_eq17():
     assert value == pytest.approx(0.25 + 1.5 + 0.75 + 0.75 + 3.0 + 6.0)
     with pytest.raises(ValueError):
         multi_domain_kd_loss(embd, attn, hidn, pred, ratios=torch.ones(2, 2))
+
+
+def test_hrkd_loss_eq17_golden_and_its_two_scales():
+    embd = torch.tensor([1.0, 2.0])
+    attn = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+    hidn = torch.tensor([[1.0, 1.0], [2.0, 3.0]])
+    pred = torch.tensor([4.0, 8.0])
+    ratios = torch.tensor([[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]])
+    # eq. 17 as written, γ = 1 → γ/D = 1/2: 0.25·1 + 0.75·2 + 0.5·1.5 + 0.5·1.5 + 1·3 + 0·3 + ½·12
+    as_written = 0.25 + 1.5 + 0.75 + 0.75 + 3.0 + 6.0
+    assert hrkd_loss(embd, attn, hidn, pred, ratios, 1.0, "sum").item() == pytest.approx(as_written)
+    # 'mean' scale: D times eq. 17
+    assert hrkd_loss(embd, attn, hidn, pred, ratios, 1.0, "mean").item() == pytest.approx(2 * as_written)
+    # uniform ratios: 'mean' is eq. 5 exactly, 'sum' is eq. 5 / D
+    uniform = torch.full((3, 2), 0.5)
+    eq5 = multi_domain_kd_loss(embd, attn, hidn, pred, pred_weight=1.0)
+    assert torch.equal(hrkd_loss(embd, attn, hidn, pred, uniform, 1.0, "mean"), eq5)
+    assert hrkd_loss(embd, attn, hidn, pred, uniform, 1.0, "sum").item() == pytest.approx(eq5.item() / 2)
+    with pytest.raises(ValueError, match="ratio_scale"):
+        hrkd_loss(embd, attn, hidn, pred, uniform, 1.0, "max")
 
 
 def test_loss_is_permutation_equivariant_over_domains():

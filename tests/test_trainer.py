@@ -9,62 +9,15 @@ from transformers import AutoModel, AutoTokenizer
 from hrkd_trainer import (
     HRKDConfig,
     HRKDTrainer,
-    MultiDomainArguments,
     MultiDomainModel,
-    MultiDomainTrainer,
     check_token_alignment,
     tokenize_multi_domain,
 )
-from hrkd_trainer.pipeline import by_domain, evaluate_per_domain
 from hrkd_trainer.trainer import AUX_WEIGHTS_NAME
 
-from .conftest import DOMAINS
+from .conftest import DOMAINS, LABELS, common
 
-LABELS = ["neg", "pos"]
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-
-
-def common(tmp_path, name, **kw):
-    values = dict(
-        output_dir=str(tmp_path / name), per_domain_train_batch_size=8, report_to="none", use_cpu=True,
-        logging_steps=1, save_strategy="no", seed=0, disable_tqdm=True,
-    )  # fmt: skip
-    values.update(kw)
-    return values
-
-
-@pytest.fixture(scope="module")
-def tokenized(tiny_data, tokenizer):
-    train = tokenize_multi_domain(tiny_data["train"], tokenizer, 32)
-    dev = by_domain(tokenize_multi_domain(tiny_data["dev"], tokenizer, 32), DOMAINS)
-    return train, dev
-
-
-@pytest.fixture(scope="module")
-def teacher_dir(tmp_path_factory, bert_teacher_dir, tokenized, tokenizer):
-    """A tiny teacher fine-tuned with MultiDomainTrainer (also checks that fine-tuning learns)."""
-    tmp = tmp_path_factory.mktemp("teacher")
-    train, dev = tokenized
-    model = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, LABELS, seed=0)
-    args = MultiDomainArguments(
-        **common(tmp, "run", num_train_epochs=15, learning_rate=3e-3, logging_steps=6)
-    )
-    trainer = MultiDomainTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=dev, processing_class=tokenizer
-    )
-    trainer.train()
-    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
-    assert losses[-1] < losses[0] * 0.7, losses
-    metrics = trainer.evaluate()
-    assert metrics["eval_avg_accuracy"] > 0.75, metrics
-    assert set(metrics) >= {f"eval_{d}_accuracy" for d in DOMAINS}
-    # the recipes' own evaluation agrees with Trainer.evaluate
-    ours = evaluate_per_domain(trainer.student, dev, tokenizer.pad_token_id, batch_size=5)
-    for domain in DOMAINS:
-        assert ours[domain] == pytest.approx(metrics[f"eval_{domain}_accuracy"])
-    assert ours["average"] == pytest.approx(metrics["eval_avg_accuracy"])
-    trainer.save_model(str(tmp / "teacher"))
-    return str(tmp / "teacher")
 
 
 def make_student(bert_student_dir, **kw):

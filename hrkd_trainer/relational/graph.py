@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .dropout import dropout as seeded_dropout
+
 
 class DomainRelationalGraph(nn.Module):
     """One domain-relational graph (one per student position), fully connected with self-loops.
@@ -43,24 +45,27 @@ class DomainRelationalGraph(nn.Module):
         nn.init.xavier_uniform_(self.out_weight, gain=gain)
         nn.init.xavier_uniform_(self.out_attention.view(-1, 1), gain=gain)
 
-    def _attend(self, transformed: torch.Tensor, vector: torch.Tensor) -> torch.Tensor:
+    def _attend(
+        self, transformed: torch.Tensor, vector: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         """Attention coefficients ``(..., D, D)`` from transformed nodes ``(..., D, F')`` (eq. 7-8, 11-12)."""
         size = transformed.shape[-1]
         left = transformed @ vector[..., :size, None]  # a_leftᵀ W h_i: (..., D, 1)
         right = transformed @ vector[..., size:, None]  # a_rightᵀ W h_j
         scores = F.leaky_relu(left + right.transpose(-1, -2), self.negative_slope)
         coefficients = torch.softmax(scores, dim=-1)
-        return F.dropout(coefficients, self.dropout, self.training)
+        return seeded_dropout(coefficients, self.dropout, self.training, generator)
 
-    def forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        """``nodes`` ``(D, F)`` → ratios ``(D,)`` summing to 1."""
-        x = F.dropout(nodes, self.dropout, self.training)
+    def forward(self, nodes: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``nodes`` ``(D, F)`` → ratios ``(D,)`` summing to 1. Dropout masks come from ``generator``
+        when given (else the global RNG)."""
+        x = seeded_dropout(nodes, self.dropout, self.training, generator)
         transformed = torch.einsum("df,kfg->kdg", x, self.weight)  # (K, D, F')
-        coefficients = self._attend(transformed, self.attention)  # (K, D, D)
+        coefficients = self._attend(transformed, self.attention, generator)  # (K, D, D)
         hidden = F.elu(coefficients @ transformed)  # (K, D, F')
         hidden = hidden.permute(1, 0, 2).reshape(nodes.shape[0], -1)  # concat heads: (D, K·F')
-        hidden = F.dropout(hidden, self.dropout, self.training)
+        hidden = seeded_dropout(hidden, self.dropout, self.training, generator)
         out = hidden @ self.out_weight  # (D, 1)
-        coefficients = self._attend(out, self.out_attention)  # (D, D)
+        coefficients = self._attend(out, self.out_attention, generator)  # (D, D)
         logits = F.elu(coefficients @ out).squeeze(-1)  # (D,)
         return torch.softmax(logits, dim=0)

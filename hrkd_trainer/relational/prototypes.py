@@ -1,8 +1,30 @@
-"""Eq. 6: per-domain prototypes of one student position."""
+"""Eq. 6: per-domain prototypes of the student positions, optionally over the global batch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.distributed as dist
+
+
+def prototype_sums(
+    states: torch.Tensor, domain_ids: torch.Tensor, num_domains: int, token_mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-domain sums of token states ``(D, F)`` and token counts ``(D,)``, the parts of eq. 6.
+
+    ``states`` ``(N, L, F)``; with ``token_mask`` ``(N, L)`` only real tokens count, without it every
+    position does (padding included, as the released code).
+    """
+    if token_mask is None:
+        weights = torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
+    else:
+        weights = token_mask.to(states.dtype)
+    sums = (states * weights.unsqueeze(-1)).sum(dim=1)  # (N, F)
+    counts = weights.sum(dim=1)  # (N,)
+    total = states.new_zeros(num_domains, states.shape[-1]).index_add(0, domain_ids, sums)
+    count = states.new_zeros(num_domains).index_add(0, domain_ids, counts)
+    return total, count
 
 
 def domain_prototypes(
@@ -12,15 +34,37 @@ def domain_prototypes(
 
     ``states`` are the student's (projected) states ``(N, L, F)``. With ``token_mask`` the mean runs
     over real tokens only (every real token weighs the same); without it over every position,
-    padding included, as the released code does. Gradients flow through the prototypes.
+    padding included, as the released code does. Gradients flow through the prototypes. A domain
+    absent from the batch gets a zero prototype.
     """
-    features = states.shape[-1]
-    if token_mask is None:
-        weights = torch.ones(states.shape[:2], dtype=states.dtype, device=states.device)
-    else:
-        weights = token_mask.to(states.dtype)
-    sums = (states * weights.unsqueeze(-1)).sum(dim=1)  # (N, F)
-    counts = weights.sum(dim=1)  # (N,)
-    total = states.new_zeros(num_domains, features).index_add(0, domain_ids, sums)
-    count = states.new_zeros(num_domains).index_add(0, domain_ids, counts)
+    total, count = prototype_sums(states, domain_ids, num_domains, token_mask)
     return total / count.clamp_min(1.0).unsqueeze(-1)
+
+
+def global_domain_prototypes(
+    states: Sequence[torch.Tensor],
+    domain_ids: torch.Tensor,
+    num_domains: int,
+    token_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Eq. 6 for every position at once, over the *global* batch → ``(P, D, F)`` in fp32.
+
+    Under multi-process training the per-domain sums and counts are summed over all processes
+    (one all-reduce for all positions), so every process gets the same prototypes whatever the number
+    of processes. The sum is reduced with ``torch.distributed.nn.functional.all_reduce``, whose
+    backward all-reduces the incoming gradients: after DDP averages the parameter gradients, the
+    student receives exactly the gradient of the mean loss over processes, prototypes included.
+    """
+    sums, counts = [], None
+    for position in states:
+        total, count = prototype_sums(position.float(), domain_ids, num_domains, token_mask)
+        sums.append(total)
+        counts = count
+    stacked = torch.stack(sums)  # (P, D, F)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        from torch.distributed.nn.functional import all_reduce
+
+        stacked = all_reduce(stacked)
+        counts = counts.detach().clone()
+        dist.all_reduce(counts)
+    return stacked / counts.clamp_min(1.0)[None, :, None]
