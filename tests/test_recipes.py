@@ -16,7 +16,7 @@ def test_yaml_then_cli_overrides(tmp_path):
     )
     assert config.learning_rate == 0.5 and config.temperature == 2.0 and recipe.student_layers == 2
     assert config.distill_losses == ["hidden", "prediction"]
-    recipe, config = parse_recipe_args([str(path)])
+    _, config = parse_recipe_args([str(path)])
     assert config.learning_rate == 0.1
 
 
@@ -37,3 +37,39 @@ def test_paper_recipes_fail_fast_with_what_is_missing(recipe):
     assert (
         "--data_path" in result.stderr and "--teacher_init" in result.stderr and "--student" in result.stderr
     )
+
+
+def test_amazon_recipe_runs_hrkd_end_to_end(tmp_path, bert_teacher_dir):
+    """The paper recipe (method hrkd from its YAML) on Amazon files in the original format, tiny models."""
+    import json
+
+    from .test_data import write_amazon
+
+    sys.path.insert(0, "recipes")
+    import amazon
+
+    write_amazon(tmp_path / "sorted_data_acl", n=12)
+    out = tmp_path / "run"
+    results = amazon.main([
+        "--data_path", str(tmp_path / "sorted_data_acl"), "--teacher_init", bert_teacher_dir, "--student_layers", "2",
+        "--output_dir", str(out), "--max_length", "32", "--per_domain_train_batch_size", "4", "--max_steps", "3",
+        "--teacher_num_train_epochs", "1", "--eval_strategy", "no", "--save_strategy", "no", "--baseline", "false",
+        "--logging_steps", "1", "--disable_tqdm", "true", "--speed_batches", "1", "--use_cpu", "true",
+        "--report_to", "none",
+    ])  # fmt: skip
+    assert results["method"] == "hrkd" and results["distillation"]["relational_mode"] == "frozen"
+    ratios = results["final_ratios"]
+    assert len(ratios) == 3 and all(abs(sum(row) - 1) < 1e-4 for row in ratios)  # embeddings + 2 layers
+    for name in ("ratios.png", "ratio_history.json", "case_study.md", "training_state", "student"):
+        assert (out / name).exists(), name
+    assert "| books |" in (out / "case_study.md").read_text()
+    assert json.loads((out / "results.json").read_text())["final_ratios"] == ratios
+
+
+def test_method_and_mode_must_agree():
+    _, config = parse_recipe_args(["--output_dir", "x", "--method", "hrkd"])
+    assert config.relational_mode == "frozen"
+    _, config = parse_recipe_args(["--output_dir", "x", "--method", "hrkd", "--relational_mode", "learned"])
+    assert config.relational_mode == "learned"
+    with pytest.raises(SystemExit, match="needs --method hrkd"):
+        parse_recipe_args(["--output_dir", "x", "--relational_mode", "learned"])
