@@ -43,6 +43,21 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def ratio_extremes(run_dir: str) -> tuple[float, float] | None:
+    """(lowest normalised ratio entropy, largest single ratio) over the logged training history."""
+    path = os.path.join(run_dir, "ratio_history.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        history = json.load(handle)["history"]
+    if not history:
+        return None
+    return (
+        min(entropy(h["ratios"]) for h in history),
+        max(max(row) for h in history for row in h["ratios"]),
+    )
+
+
 def summarise(out: str, runs: dict[str, dict[int, dict]]) -> dict:
     summary = {}
     for variant, by_seed in runs.items():
@@ -59,6 +74,10 @@ def summarise(out: str, runs: dict[str, dict[int, dict]]) -> dict:
         )
         ratios = [r.get("final_ratios") for r in by_seed.values() if r.get("final_ratios")]
         row["final_ratio_entropy"] = mean_std([entropy(r) for r in ratios]) if ratios else None
+        extremes = [ratio_extremes(os.path.join(out, variant, f"seed{s}")) for s in by_seed]
+        extremes = [e for e in extremes if e]
+        row["min_ratio_entropy"] = min(e[0] for e in extremes) if extremes else None
+        row["max_ratio"] = max(e[1] for e in extremes) if extremes else None
         row["per_seed_test_avg"] = {s: 100 * r["student"]["accuracy"]["average"] for s, r in by_seed.items()}
         summary[variant] = row
     with open(os.path.join(out, "summary.json"), "w") as handle:
@@ -66,20 +85,19 @@ def summarise(out: str, runs: dict[str, dict[int, dict]]) -> dict:
     if summary:
         domains = list(next(iter(summary.values()))["test"])
         lines = [
-            "| method | " + " | ".join(domains) + " | dev avg | distil s | final ratio entropy |",
-            "|---" * (len(domains) + 4) + "|",
+            "| method | "
+            + " | ".join(domains)
+            + " | dev avg | distil s | final / min ratio entropy | max ratio |",
+            "|---" * (len(domains) + 5) + "|",
         ]
         for variant, row in summary.items():
             cells = [f"{m:.1f} ± {s:.1f}" for m, s in row["test"].values()]
+            cells.append(f"{row['dev_avg'][0]:.1f} ± {row['dev_avg'][1]:.1f}")
+            cells.append(f"{row['distillation_seconds'][0]:.0f}")
             ent = row["final_ratio_entropy"]
-            lines.append(
-                f"| {variant} | "
-                + " | ".join(cells)
-                + f" | {row['dev_avg'][0]:.1f} ± {row['dev_avg'][1]:.1f}"
-                f" | {row['distillation_seconds'][0]:.0f} | "
-                + ("–" if ent is None else f"{ent[0]:.4f}")
-                + " |"
-            )
+            cells.append("–" if ent is None else f"{ent[0]:.4f} / {row['min_ratio_entropy']:.4f}")
+            cells.append("–" if row["max_ratio"] is None else f"{row['max_ratio']:.3f}")
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         with open(os.path.join(out, "summary.md"), "w") as handle:
             handle.write("\n".join(lines) + "\n")
         print("\n".join(lines))
