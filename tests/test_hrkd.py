@@ -189,3 +189,25 @@ def test_relational_config_errors(tmp_path):
         HRKDConfig(**common(tmp_path, "x", relational_mode="frozen", relational_ablations=["graphs"]))
     with pytest.raises(ValueError, match="ratio_entropy_weight"):
         HRKDConfig(**common(tmp_path, "x", relational_mode="learned", ratio_entropy_weight=-1.0))
+
+
+def test_ratio_gradient_switch_and_padding_in_prototypes(setup):
+    """``ratio_gradient=False`` detaches the prototypes (the student sees the ratios as constants);
+    ``prototype_mask_padding=False`` lets padding change the prototypes."""
+    outputs = {}
+    for name, kw in {
+        "through": {},
+        "detached": {"ratio_gradient": False},
+        "padded": {"prototype_mask_padding": False},
+    }.items():
+        trainer = setup(name, max_steps=1, relational_mode="frozen", relational_dropout=0.0, **kw)
+        batch = next(iter(trainer.get_train_dataloader()))
+        model = trainer.model.train()
+        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "domain_ids")}
+        outputs[name] = model(**inputs, relational_seed=0)
+    assert outputs["through"].ratios.requires_grad
+    assert not outputs["detached"].ratios.requires_grad
+    assert torch.equal(outputs["through"].ratios, outputs["detached"].ratios)
+    # padding moves the prototypes, which the similarity ratios show (the tiny GATs' ratios stay at
+    # 1/D: on a complete graph every node attends alike unless the scores straddle LeakyReLU's kink)
+    assert not torch.equal(outputs["through"].similarity[0], outputs["padded"].similarity[0])
