@@ -5,6 +5,7 @@ from .config import HRKDConfig, MultiDomainArguments
 from .distill_model import DistillationModel, HiddenProjections
 from .layer_map import LayerMap, parse_layer_map, uniform_layer_map
 from .modeling import MultiDomainModel, MultiDomainOutput
+from .relational import RelationalBalancer
 from .sampling import DomainBatchSampler
 from .trainer import HRKDTrainer, MultiDomainTrainer
 
@@ -22,6 +23,7 @@ __all__ = [
     "MultiDomainModel",
     "MultiDomainOutput",
     "MultiDomainTrainer",
+    "RelationalBalancer",
     "check_token_alignment",
     "parse_layer_map",
     "same_tokenizer",
