@@ -162,17 +162,19 @@ class DistillationModel(nn.Module):
         """Prototypes of the (global) batch (eq. 6) → ratios ``(P, D)`` and similarity ratios."""
         if self.relational is None:
             return None, None
-        prototypes = None
-        if self.relational.needs_prototypes:
-            states = projected if self.ratio_gradient else [p.detach() for p in projected]
-            mask = attention_mask if self.prototype_mask_padding else None
-            prototypes = global_domain_prototypes(states, domain_ids, self.student.num_domains, mask)
-        generator = None
-        if seed is not None and self.relational.training and prototypes is not None:
-            generator = torch.Generator(device=prototypes.device)
-            generator.manual_seed(seed)
-        out = self.relational(prototypes, generator)
         device = projected[0].device
+        # fp32 throughout, also under mixed precision: ratios weigh the losses, keep them exact
+        with torch.autocast(device_type=device.type, enabled=False):
+            prototypes = None
+            if self.relational.needs_prototypes:
+                states = projected if self.ratio_gradient else [p.detach() for p in projected]
+                mask = attention_mask if self.prototype_mask_padding else None
+                prototypes = global_domain_prototypes(states, domain_ids, self.student.num_domains, mask)
+            generator = None
+            if seed is not None and self.relational.training and prototypes is not None:
+                generator = torch.Generator(device=prototypes.device)
+                generator.manual_seed(seed)
+            out = self.relational(prototypes, generator)
         return out.ratios.to(device), out.similarity
 
     # ------------------------------------------------------------------ training state

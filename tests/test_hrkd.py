@@ -211,3 +211,7 @@ def test_ratio_gradient_switch_and_padding_in_prototypes(setup):
     # padding moves the prototypes, which the similarity ratios show (the tiny GATs' ratios stay at
     # 1/D: on a complete graph every node attends alike unless the scores straddle LeakyReLU's kink)
     assert not torch.equal(outputs["through"].similarity[0], outputs["padded"].similarity[0])
+    # under mixed precision the ratios stay fp32 (they weigh the losses)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model(**inputs, relational_seed=0)
+    assert mixed.ratios.dtype == torch.float32 and mixed.similarity[0].dtype == torch.float32
