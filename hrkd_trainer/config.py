@@ -164,6 +164,13 @@ class HRKDConfig(MultiDomainArguments):
     relational_dropout: float = field(
         default=0.1, metadata={"help": "Dropout on graph nodes and attention coefficients (release: 0.1)."}
     )
+    relational_graph_residual: bool = field(
+        default=False,
+        metadata={
+            "help": "Not in the paper: add each domain's own features to its GAT aggregate (both layers). Without "
+            "it, GATs on the complete domain graph give every domain the same output, so r = 1/D up to dropout."
+        },
+    )
     prototype_mask_padding: bool = field(
         default=True,
         metadata={

@@ -577,7 +577,7 @@ def run_recipe(
         keys += [
             "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
             "relational_dropout", "prototype_mask_padding", "ratio_scale", "ratio_entropy_weight",
-            "ratio_gradient",
+            "ratio_gradient", "relational_graph_residual",
         ]  # fmt: skip
     results["distillation"] = {k: getattr(config, k) for k in keys}
     ratio_path = os.path.join(output_dir, "ratio_history.json")

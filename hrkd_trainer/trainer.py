@@ -320,6 +320,7 @@ class HRKDTrainer(MultiDomainTrainer):
                 hidden_features=args.relational_hidden_size,
                 dropout=args.relational_dropout,
                 ablations=args.relational_ablations,
+                graph_residual=args.relational_graph_residual,
             )
         if args.relational_mode == "frozen":
             balancer.requires_grad_(False)

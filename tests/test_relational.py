@@ -55,7 +55,7 @@ def test_compare_aggregate_eq15_16_golden():
 
 
 def _manual_gat(graph: DomainRelationalGraph, nodes: torch.Tensor) -> torch.Tensor:
-    """A literal node-by-node reading of eq. 7-12 (no dropout)."""
+    """A literal node-by-node reading of eq. 7-12 (no dropout), plus the optional residual term."""
     d = nodes.shape[0]
     heads = []
     for k in range(graph.heads):
@@ -65,7 +65,7 @@ def _manual_gat(graph: DomainRelationalGraph, nodes: torch.Tensor) -> torch.Tens
         for i in range(d):
             s = torch.stack([a @ torch.cat([wh[i], wh[j]]) for j in range(d)])
             alpha = torch.softmax(F.leaky_relu(s, 0.2), dim=0)
-            out.append(F.elu(sum(alpha[j] * wh[j] for j in range(d))))
+            out.append(F.elu(sum(alpha[j] * wh[j] for j in range(d)) + (wh[i] if graph.residual else 0)))
         heads.append(torch.stack(out))
     hidden = torch.cat(heads, dim=-1)
     wh = [hidden[i] @ graph.out_weight for i in range(d)]  # (1,)
@@ -73,20 +73,41 @@ def _manual_gat(graph: DomainRelationalGraph, nodes: torch.Tensor) -> torch.Tens
     for i in range(d):
         s = torch.stack([graph.out_attention @ torch.cat([wh[i], wh[j]]) for j in range(d)])
         alpha = torch.softmax(F.leaky_relu(s, 0.2), dim=0)
-        logits.append(F.elu(sum(alpha[j] * wh[j] for j in range(d))).squeeze())
+        own = wh[i] if graph.residual else 0
+        logits.append(F.elu(sum(alpha[j] * wh[j] for j in range(d)) + own).squeeze())
     return torch.softmax(torch.stack(logits), dim=0)
 
 
-def test_gat_matches_a_literal_reading_of_the_equations():
+@pytest.mark.parametrize("residual", [False, True])
+def test_gat_matches_a_literal_reading_of_the_equations(residual):
     torch.manual_seed(0)
-    graph = DomainRelationalGraph(in_features=5, hidden_features=3, heads=2).eval()
+    graph = DomainRelationalGraph(in_features=5, hidden_features=3, heads=2, residual=residual).eval()
     nodes = torch.randn(4, 5)
     assert torch.allclose(graph(nodes), _manual_gat(graph, nodes), atol=1e-6)
 
 
-def test_gat_ratios_sum_to_one_and_are_permutation_equivariant():
+def test_gat_on_a_complete_graph_gives_uniform_ratios_unless_scores_straddle_zero():
+    """Eq. 7-12: when every score a₁ᵀWh_i + a₂ᵀWh_j has the same sign, LeakyReLU is linear, the softmax
+    over j drops the i term, every node aggregates alike, and r = 1/D exactly. The residual option
+    (not in the paper) makes the ratios depend on each node's own features."""
+    torch.manual_seed(4)
+    nodes = torch.rand(4, 5) + 0.1  # positive features
+    for residual in (False, True):
+        graph = DomainRelationalGraph(in_features=5, hidden_features=3, heads=2, residual=residual).eval()
+        with torch.no_grad():  # positive weights and attention vectors: every score is positive
+            for p in graph.parameters():
+                p.abs_()
+        ratios = graph(nodes)
+        if residual:
+            assert (ratios - 0.25).abs().max() > 1e-3
+        else:
+            assert torch.allclose(ratios, torch.full((4,), 0.25), atol=1e-7)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_gat_ratios_sum_to_one_and_are_permutation_equivariant(residual):
     torch.manual_seed(1)
-    graph = DomainRelationalGraph(in_features=6, hidden_features=4, heads=3).eval()
+    graph = DomainRelationalGraph(in_features=6, hidden_features=4, heads=3, residual=residual).eval()
     nodes = torch.randn(5, 6)
     ratios = graph(nodes)
     assert ratios.shape == (5,) and torch.allclose(ratios.sum(), torch.tensor(1.0))

@@ -59,6 +59,8 @@ class RelationalBalancer(nn.Module):
         hidden_features: F' per head (release: F).
         dropout: dropout on graph nodes and attention coefficients (release: 0.1).
         ablations: any of :data:`ABLATIONS`.
+        graph_residual: add each node's own features in the GAT layers (not in the paper; see
+            :class:`DomainRelationalGraph`).
 
     Parameters (only those in use): ``reference_bilinear`` W^D_m ``(P-1, F, F)`` (eq. 14),
     ``compare_bilinear`` W^H_{m,d} ``(P-1, D, F, F)`` (eq. 16), ``graphs``: P two-layer GATs.
@@ -76,6 +78,7 @@ class RelationalBalancer(nn.Module):
         hidden_features: int | None = None,
         dropout: float = 0.1,
         ablations: Iterable[str] = (),
+        graph_residual: bool = False,
     ):
         super().__init__()
         if num_positions < 1 or num_domains < 1:
@@ -90,6 +93,7 @@ class RelationalBalancer(nn.Module):
             "hidden_features": hidden_features or features,
             "dropout": dropout,
             "ablations": list(self.ablations),
+            "graph_residual": graph_residual,
         }
         self.num_positions = num_positions
         self.num_domains = num_domains
@@ -105,7 +109,9 @@ class RelationalBalancer(nn.Module):
             self.compare_bilinear = nn.Parameter(torch.empty(upper, num_domains, features, features))
         if self.uses_graphs:
             self.graphs = nn.ModuleList(
-                DomainRelationalGraph(features, hidden_features or features, heads, dropout)
+                DomainRelationalGraph(
+                    features, hidden_features or features, heads, dropout, residual=graph_residual
+                )
                 for _ in range(num_positions)
             )
         self.reset_parameters()

@@ -17,6 +17,11 @@ class DomainRelationalGraph(nn.Module):
     Layer 2 (eq. 10-12), one head with ``W' ∈ R^{1×KF'}``, ``a' ∈ R^2``:
     ``r = softmax_over_domains(ELU(Σ_j α'_ij W' h'_j))``.
     Dropout is applied to the node features and the attention coefficients (as in GAT and the release).
+
+    On a complete graph, node i's aggregate depends on i only through LeakyReLU's kink, so every
+    domain tends to get the same output and r = 1/D (see README). ``residual=True`` (not in the paper)
+    adds each node's own transformed features to its aggregate in both layers,
+    ``ELU(Σ_j α_ij W h_j + W h_i)``, which makes the ratios depend on the domain's own prototype.
     """
 
     def __init__(
@@ -26,8 +31,10 @@ class DomainRelationalGraph(nn.Module):
         heads: int = 8,
         dropout: float = 0.1,
         negative_slope: float = 0.2,
+        residual: bool = False,
     ):
         super().__init__()
+        self.residual = residual
         self.heads = heads
         self.dropout = dropout
         self.negative_slope = negative_slope
@@ -62,10 +69,12 @@ class DomainRelationalGraph(nn.Module):
         x = seeded_dropout(nodes, self.dropout, self.training, generator)
         transformed = torch.einsum("df,kfg->kdg", x, self.weight)  # (K, D, F')
         coefficients = self._attend(transformed, self.attention, generator)  # (K, D, D)
-        hidden = F.elu(coefficients @ transformed)  # (K, D, F')
+        aggregate = coefficients @ transformed
+        hidden = F.elu(aggregate + transformed if self.residual else aggregate)  # (K, D, F')
         hidden = hidden.permute(1, 0, 2).reshape(nodes.shape[0], -1)  # concat heads: (D, K·F')
         hidden = seeded_dropout(hidden, self.dropout, self.training, generator)
         out = hidden @ self.out_weight  # (D, 1)
         coefficients = self._attend(out, self.out_attention, generator)  # (D, D)
-        logits = F.elu(coefficients @ out).squeeze(-1)  # (D,)
+        aggregate = coefficients @ out
+        logits = F.elu(aggregate + out if self.residual else aggregate).squeeze(-1)  # (D,)
         return torch.softmax(logits, dim=0)
