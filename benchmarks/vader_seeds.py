@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import statistics
 import subprocess
 import sys
 import time
+
+import torch
+
+from hrkd_trainer.relational import normalised_entropy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {
@@ -32,11 +35,8 @@ VARIANTS = {
 
 
 def entropy(ratios: list[list[float]]) -> float:
-    values = []
-    for row in ratios:
-        h = -sum(r * math.log(r) for r in row if r > 0)
-        values.append(h / math.log(len(row)))
-    return sum(values) / len(values)
+    """Mean normalised entropy of the ratio rows (1 = uniform), as logged as ``ratio_entropy``."""
+    return normalised_entropy(torch.tensor(ratios)).item()
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -73,8 +73,7 @@ def case_study(
         domain_ids,
         output_hidden_states=True,
     )
-    positions = (0, *model.student_layers)
-    projected = [model.projections(p, out.hidden_states[p]) for p in positions]
+    projected = model.project(out.hidden_states)
     ratios, similarity = model.relational_ratios(projected, batch["attention_mask"].to(device), domain_ids)
     rows = []
     for d, example in enumerate(ordered):

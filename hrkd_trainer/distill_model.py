@@ -141,8 +141,7 @@ class DistillationModel(nn.Module):
             output_hidden_states=True,
             capture_layers=self.student_layers if self.capture_attention else (),
         )
-        positions = (0, *self.student_layers)
-        projected = tuple(self.projections(p, out.hidden_states[p]) for p in positions)
+        projected = self.project(out.hidden_states)
         ratios, similarity = self.relational_ratios(projected, attention_mask, domain_ids, relational_seed)
         return DistillationOutput(
             logits=out.logits,
@@ -151,6 +150,11 @@ class DistillationModel(nn.Module):
             ratios=ratios,
             similarity=similarity,
         )
+
+    def project(self, hidden_states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The student's states at the distilled positions (0, then each mapped layer), projected to
+        the teacher's width (W^embd, W^hidn_m)."""
+        return tuple(self.projections(p, hidden_states[p]) for p in (0, *self.student_layers))
 
     def relational_ratios(
         self,

@@ -304,7 +304,7 @@ class HRKDTrainer(MultiDomainTrainer):
         self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
         self._teacher = teacher_model  # unwrapped, for capture set-up
         self._metrics: dict[str, list[float]] = defaultdict(list)
-        self._ratio_window: list[torch.Tensor] = []
+        self._ratio_window: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []
         self._seed_step, self._micro_step = -1, 0
 
     # ------------------------------------------------------------------ relational module
@@ -351,17 +351,17 @@ class HRKDTrainer(MultiDomainTrainer):
         if relational is None or self.args.relational_mode != "learned":
             return optimizer
         params = [p for p in relational.parameters() if p.requires_grad]
+        if not params or any(g.get("hrkd_relational") for g in optimizer.param_groups):
+            return optimizer  # nothing to train, or the group exists already
         ids = {id(p) for p in params}
-        grouped = [g for g in optimizer.param_groups if any(id(p) in ids for p in g["params"])]
-        if params and not any(g.get("hrkd_relational") for g in grouped):
-            for group in optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in ids]
-            optimizer.add_param_group({
-                "params": params,
-                "lr": self.args.relational_learning_rate,
-                "weight_decay": self.args.relational_weight_decay,
-                "hrkd_relational": True,
-            })  # fmt: skip
+        for group in optimizer.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in ids]
+        optimizer.add_param_group({
+            "params": params,
+            "lr": self.args.relational_learning_rate,
+            "weight_decay": self.args.relational_weight_decay,
+            "hrkd_relational": True,
+        })  # fmt: skip
         return optimizer
 
     def training_modules(self) -> dict[str, torch.nn.Module]:
@@ -457,26 +457,28 @@ class HRKDTrainer(MultiDomainTrainer):
         for (key, _), values in zip(kinds, rows):
             for domain, value in zip(self.student.domains, values):
                 self._metrics[f"{key}_loss/{domain}"].append(value)
-        if student is None or student.ratios is None:
-            return
-        ratios = student.ratios.detach().float()
-        self._ratio_window.append(ratios.cpu())
-        self._metrics["ratio_entropy"].append(float(normalised_entropy(ratios)))
+        if student is not None and student.ratios is not None:  # kept on device: no sync per step
+            similarity = tuple(a.detach().float() for a in student.similarity or ())
+            self._ratio_window.append((student.ratios.detach().float(), similarity))
+
+    def _ratio_logs(self) -> dict[str, float]:
+        """Window means of the ratios, their normalised entropy and the similarity ratios."""
         names, domains = self.position_names, self.student.domains
-        for m, alpha in enumerate(student.similarity or (), start=1):
-            for d, row in enumerate(alpha.detach().float().cpu().tolist()):
-                for j, value in enumerate(row):
-                    self._metrics[f"similarity/{names[m]}/{domains[d]}/{names[j]}"].append(value)
+        ratios = torch.stack([r for r, _ in self._ratio_window])  # (T, P, D)
+        logs = {"ratio_entropy": torch.stack([normalised_entropy(r) for r in ratios]).mean().item()}
+        for m, alphas in enumerate(zip(*(s for _, s in self._ratio_window)), start=1):
+            for d, row in enumerate(torch.stack(alphas).mean(0).tolist()):
+                logs.update({f"similarity/{names[m]}/{domains[d]}/{names[j]}": v for j, v in enumerate(row)})
+        for m, row in enumerate(ratios.mean(0).tolist()):
+            logs.update({f"ratio/{names[m]}/{domains[d]}": value for d, value in enumerate(row)})
+        self._ratio_window.clear()
+        return logs
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics and not any(key.startswith("eval_") for key in logs):
             extra = {key: sum(v) / len(v) for key, v in self._metrics.items()}
             if self._ratio_window:
-                mean = torch.stack(self._ratio_window).mean(0)
-                names, domains = self.position_names, self.student.domains
-                for m, row in enumerate(mean.tolist()):
-                    extra.update({f"ratio/{names[m]}/{domains[d]}": value for d, value in enumerate(row)})
-                self._ratio_window.clear()
+                extra.update(self._ratio_logs())
             logs = {**logs, **extra}
             self._metrics.clear()
         super().log(logs, start_time)

@@ -43,22 +43,21 @@ def tiny_bert_config(vocab_size: int, hidden=32, layers=4, heads=4, **kw) -> Ber
     )  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def bert_teacher_dir(tmp_path_factory, tokenizer):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("bert_teacher")
-    BertModel(tiny_bert_config(len(tokenizer), hidden=32, layers=4, heads=4)).save_pretrained(path)
+def save_tiny_bert(path, tokenizer, seed: int, **config) -> str:
+    torch.manual_seed(seed)
+    BertModel(tiny_bert_config(len(tokenizer), **config)).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def bert_teacher_dir(tmp_path_factory, tokenizer):
+    return save_tiny_bert(tmp_path_factory.mktemp("bert_teacher"), tokenizer, 0, hidden=32, layers=4, heads=4)
 
 
 @pytest.fixture(scope="session")
 def bert_student_dir(tmp_path_factory, tokenizer):
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("bert_student")
-    BertModel(tiny_bert_config(len(tokenizer), hidden=16, layers=2, heads=4)).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return save_tiny_bert(tmp_path_factory.mktemp("bert_student"), tokenizer, 1, hidden=16, layers=2, heads=4)
 
 
 @pytest.fixture(scope="session")

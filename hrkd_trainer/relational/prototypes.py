@@ -55,11 +55,16 @@ def global_domain_prototypes(
     backward all-reduces the incoming gradients: after DDP averages the parameter gradients, the
     student receives exactly the gradient of the mean loss over processes, prototypes included.
     """
-    sums, counts = [], None
-    for position in states:
-        total, count = prototype_sums(position.float(), domain_ids, num_domains, token_mask)
-        sums.append(total)
-        counts = count
+    if token_mask is None:
+        token_mask = torch.ones(states[0].shape[:2], device=states[0].device)
+    weights = token_mask.float()  # computed once for every position
+    counts = weights.new_zeros(num_domains).index_add(0, domain_ids, weights.sum(dim=1))
+    sums = [
+        position.float()
+        .new_zeros(num_domains, position.shape[-1])
+        .index_add(0, domain_ids, torch.einsum("nlf,nl->nf", position.float(), weights))
+        for position in states
+    ]
     stacked = torch.stack(sums)  # (P, D, F)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         from torch.distributed.nn.functional import all_reduce
