@@ -9,6 +9,7 @@ from transformers import TrainingArguments
 
 DISTILL_LOSSES = ("embedding", "attention", "hidden", "prediction")
 RELATIONAL_MODES = ("off", "frozen", "learned")
+DOMAIN_SAMPLING = ("every-domain", "one-domain", "pooled")
 RELATIONAL_ABLATIONS = ("self_attention", "compare_aggregate", "hierarchy", "domain_relation")
 
 
@@ -38,6 +39,17 @@ class MultiDomainArguments(TrainingArguments):
             "cycled; larger ones are subsampled each epoch."
         },
     )
+    domain_sampling: str = field(
+        default="every-domain",
+        metadata={
+            "help": "How training batches are drawn. 'every-domain' (HRKD §2.1): each step holds "
+            "--per_domain_train_batch_size examples of every domain. 'one-domain' (BERT_B-mtl, MT-DNN): each "
+            "step is a batch of --per_domain_train_batch_size examples of one domain, domains in proportion "
+            "to their size. 'pooled' (BERT_B-mix, meta-teacher): batches of that size from all domains "
+            "shuffled together.",
+            "choices": list(DOMAIN_SAMPLING),
+        },
+    )
     max_length: int = field(
         default=128, metadata={"help": "Maximum tokens per example (longer inputs are truncated)."}
     )
@@ -64,6 +76,10 @@ class MultiDomainArguments(TrainingArguments):
         if self.per_domain_train_batch_size < 1:
             raise ValueError(
                 f"--per_domain_train_batch_size must be >= 1, got {self.per_domain_train_batch_size}"
+            )
+        if self.domain_sampling not in DOMAIN_SAMPLING:
+            raise ValueError(
+                f"--domain_sampling must be one of {list(DOMAIN_SAMPLING)}, got {self.domain_sampling!r}"
             )
         if self.padding not in ("longest", "max_length"):
             raise ValueError(f"--padding must be 'longest' or 'max_length', got {self.padding!r}")

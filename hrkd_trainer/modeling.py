@@ -18,6 +18,7 @@ Both configs carry ``hrkd_domains`` (the domain list, in id order) and ``id2labe
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -98,6 +99,8 @@ class MultiDomainModel(nn.Module):
         self.encoder = encoder
         self.heads = nn.ModuleDict({d: heads[d] for d in self.domains})
         first = self.heads[self.domains[0]]
+        #: one head module serves every domain (BERT_B-mix and the meta-teacher: a single classifier)
+        self.shared_head = self.num_domains > 1 and all(self.heads[d] is first for d in self.domains)
         self.num_labels = first.config.num_labels
         self.id2label = dict(first.config.id2label)
         self.config = encoder.config
@@ -111,12 +114,14 @@ class MultiDomainModel(nn.Module):
         label_names: Sequence[str],
         num_hidden_layers: int | None = None,
         seed: int | None = None,
+        shared_head: bool = False,
         **from_pretrained_kwargs,
     ) -> MultiDomainModel:
         """New heads on a pretrained encoder (Hub id or local folder).
 
         ``num_hidden_layers=k`` keeps only the first ``k`` layers (a student initialised from a
-        deeper model's lower layers).
+        deeper model's lower layers). ``shared_head=True`` gives every domain the same head module
+        (one classifier for all domains: BERT_B-mix, the meta-teacher).
         """
         domains = check_domain_names(domains)
         label_names = [str(label) for label in label_names]
@@ -140,7 +145,7 @@ class MultiDomainModel(nn.Module):
         encoder = _take_encoder(full)
         heads = {domains[0]: full}
         for domain in domains[1:]:
-            heads[domain] = _fresh_head_like(full)
+            heads[domain] = full if shared_head else _fresh_head_like(full)
         return cls(encoder, heads, domains)
 
     @classmethod
@@ -155,6 +160,11 @@ class MultiDomainModel(nn.Module):
             )
         heads = {}
         encoder = None
+        if getattr(config, "hrkd_shared_head", False):  # one classifier: load it once, tie it again
+            full = AutoModelForSequenceClassification.from_pretrained(
+                path, subfolder=domains[0], **from_pretrained_kwargs
+            )
+            return cls(_take_encoder(full), dict.fromkeys(domains, full), domains)
         for domain in domains:
             try:
                 full = AutoModelForSequenceClassification.from_pretrained(
@@ -219,7 +229,8 @@ class MultiDomainModel(nn.Module):
         """Encode the whole batch once, then classify each row with its domain's head.
 
         ``loss`` (with ``labels``) is ``Σ_d mean_{i∈d} CE(z_i, y_i)``, the multi-domain fine-tuning
-        objective of the HRKD teacher (a sum over the domains present in the batch).
+        objective of the HRKD teacher (a sum over the domains present in the batch). With a shared head
+        (one classifier for the pooled data) it is the plain batch mean ``mean_i CE(z_i, y_i)``.
         """
         if domain_ids is None:
             if self.num_domains != 1:
@@ -233,14 +244,7 @@ class MultiDomainModel(nn.Module):
                 **encoder_kwargs, output_hidden_states=output_hidden_states, return_dict=True
             )
         logits = self._classify(encoded, input_ids, attention_mask, domain_ids)
-        loss = None
-        if labels is not None:
-            rows = F.cross_entropy(logits.float(), labels, reduction="none")
-            total = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, rows)
-            count = torch.zeros(self.num_domains, device=rows.device).index_add(
-                0, domain_ids, torch.ones_like(rows)
-            )
-            loss = (total[count > 0] / count[count > 0]).sum()
+        loss = None if labels is None else self.classification_loss(logits, labels, domain_ids)
         return MultiDomainOutput(
             loss=loss,
             logits=logits,
@@ -248,12 +252,34 @@ class MultiDomainModel(nn.Module):
             attention_scores=dict(capture.scores) if capture_layers else None,
         )
 
+    def classification_loss(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        domain_ids: torch.Tensor,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``Σ_d mean_{i∈d} w_i·CE(z_i, y_i)`` over the domains present (per-domain heads), or
+        ``mean_i w_i·CE(z_i, y_i)`` with a shared head; ``w_i = 1`` without ``weights``."""
+        rows = F.cross_entropy(logits.float(), labels, reduction="none")
+        if weights is not None:
+            rows = rows * weights.to(rows.dtype)
+        if self.shared_head:
+            return rows.mean()
+        total = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, rows)
+        count = torch.zeros(self.num_domains, device=rows.device).index_add(
+            0, domain_ids, torch.ones_like(rows)
+        )
+        return (total[count > 0] / count[count > 0]).sum()
+
     def _classify(self, encoded, input_ids, attention_mask, domain_ids) -> torch.Tensor:
         last = encoded.last_hidden_state
         pooled = getattr(encoded, "pooler_output", None)
         present = torch.unique(domain_ids).tolist()
         if len(present) == 1:
             return self._head_logits(present[0], last, pooled, input_ids, attention_mask)
+        if self.shared_head:  # one classifier: all rows at once
+            return self._head_logits(0, last, pooled, input_ids, attention_mask)
         logits = last.new_zeros(last.shape[0], self.num_labels)
         for domain in present:
             rows = torch.nonzero(domain_ids == domain).flatten()
@@ -278,6 +304,16 @@ class MultiDomainModel(nn.Module):
         finally:
             slot.output = None
 
+    def restrict(self, domains: Sequence[str]) -> MultiDomainModel:
+        """A view on ``domains`` only (in the given order), sharing this model's encoder and heads.
+
+        Used to distil one domain at a time (TinyBERT-KD, meta-distillation) from a multi-domain teacher.
+        """
+        unknown = [d for d in domains if d not in self.domains]
+        if unknown:
+            raise ValueError(f"unknown domain(s) {unknown}; the model has {self.domains}")
+        return MultiDomainModel(self.encoder, {d: self.heads[d] for d in domains}, domains)
+
     # ------------------------------------------------------------------ export
     def domain_model(self, domain: str) -> PreTrainedModel:
         """A standalone ``*ForSequenceClassification`` for one domain (weights copied)."""
@@ -295,6 +331,7 @@ class MultiDomainModel(nn.Module):
         restore_attention(self.encoder)
         try:
             self.encoder.config.hrkd_domains = list(self.domains)
+            self.encoder.config.hrkd_shared_head = self.shared_head
             self.encoder.config.id2label = dict(self.id2label)
             self.encoder.config.label2id = {v: k for k, v in self.id2label.items()}
             self.encoder.save_pretrained(output_dir, safe_serialization=safe_serialization)
@@ -351,3 +388,107 @@ def _fresh_head_like(full: PreTrainedModel) -> PreTrainedModel:
     shell = AutoModelForSequenceClassification.from_config(config)
     _drop_encoder(shell)
     return shell
+
+
+EXPERTS_FILE = "hrkd_experts.json"
+
+
+class DomainExperts(nn.Module):
+    """One separate single-domain model per domain, behind the :class:`MultiDomainModel` interface.
+
+    What BERT_B-single (one teacher per domain) and the per-domain distillers (TinyBERT-KD,
+    meta-distillation: one student per domain) produce. ``forward`` sends each row to its domain's
+    expert, so evaluation code treats both kinds alike; training happens expert by expert.
+
+    Export layout: ``out/hrkd_experts.json`` (the domain list) and ``out/<domain>/``, a one-domain
+    :class:`MultiDomainModel` export (so ``AutoModelForSequenceClassification.from_pretrained(out,
+    subfolder=f"{domain}/{domain}")`` loads one expert).
+    """
+
+    def __init__(self, experts: dict[str, MultiDomainModel], domains: Sequence[str]):
+        super().__init__()
+        self.domains = check_domain_names(domains)
+        for domain in self.domains:
+            expert = experts.get(domain)
+            if expert is None:
+                raise ValueError(f"no expert for domain {domain!r}")
+            if expert.domains != [domain]:
+                raise ValueError(
+                    f"the expert for {domain!r} must be a one-domain model, it has {expert.domains}"
+                )
+        self.experts = nn.ModuleDict({d: experts[d] for d in self.domains})
+        first = self.experts[self.domains[0]]
+        labels = [e.label_names for e in self.experts.values()]
+        if any(names != labels[0] for names in labels):
+            raise ValueError(f"the experts disagree on the label names: {labels}")
+        self.num_labels = first.num_labels
+        self.id2label = dict(first.id2label)
+        self.config = first.config
+
+    @property
+    def num_domains(self) -> int:
+        return len(self.domains)
+
+    @property
+    def num_hidden_layers(self) -> int:
+        return self.experts[self.domains[0]].num_hidden_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return self.experts[self.domains[0]].hidden_size
+
+    @property
+    def label_names(self) -> list[str]:
+        return [self.id2label[i] for i in range(self.num_labels)]
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameters of one expert: what one deployed per-domain classifier holds."""
+        return self.experts[self.domains[0]].num_parameters(only_trainable, exclude_embeddings)
+
+    def restrict(self, domains: Sequence[str]) -> MultiDomainModel:
+        """The expert of one domain (the per-domain distillers ask for one domain at a time)."""
+        if len(domains) != 1 or domains[0] not in self.experts:
+            raise ValueError(
+                f"one-domain teachers (one model per domain) can only be used one domain at a time; asked for "
+                f"{list(domains)}, have {self.domains}. Distil them with --method tinybert or meta-distill."
+            )
+        return self.experts[domains[0]]
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, domain_ids=None, labels=None):
+        logits = None
+        for index in torch.unique(domain_ids).tolist():
+            rows = torch.nonzero(domain_ids == index).flatten()
+            expert = self.experts[self.domains[index]]
+            part = expert(
+                input_ids[rows],
+                None if attention_mask is None else attention_mask[rows],
+                None if token_type_ids is None else token_type_ids[rows],
+                torch.zeros_like(rows),
+            ).logits
+            if logits is None:
+                logits = part.new_zeros(input_ids.shape[0], part.shape[-1])
+            logits = logits.index_copy(0, rows, part)
+        return MultiDomainOutput(logits=logits)
+
+    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization: bool = True) -> None:
+        os.makedirs(output_dir, exist_ok=True)
+        for domain in self.domains:
+            self.experts[domain].save_pretrained(
+                os.path.join(output_dir, domain), tokenizer, safe_serialization
+            )
+        with open(os.path.join(output_dir, EXPERTS_FILE), "w") as handle:
+            json.dump({"domains": self.domains}, handle)
+
+    @classmethod
+    def from_pretrained(cls, path: str, **kwargs) -> DomainExperts:
+        with open(os.path.join(path, EXPERTS_FILE)) as handle:
+            domains = json.load(handle)["domains"]
+        experts = {d: MultiDomainModel.from_pretrained(os.path.join(path, d), **kwargs) for d in domains}
+        return cls(experts, domains)
+
+
+def load_multi_domain(path: str, **kwargs) -> MultiDomainModel | DomainExperts:
+    """Load either export kind: one multi-domain model, or per-domain experts (``hrkd_experts.json``)."""
+    if os.path.isfile(os.path.join(path, EXPERTS_FILE)):
+        return DomainExperts.from_pretrained(path, **kwargs)
+    return MultiDomainModel.from_pretrained(path, **kwargs)

@@ -124,3 +124,74 @@ class DomainBatchSampler(BatchSampler):
             for process in range(self.num_processes):
                 start = step * self.global_domain_batch + process * b
                 yield [int(i) for stream in streams for i in stream[start : start + b]]
+
+
+class MixedBatchSampler(BatchSampler):
+    """Batches of ``batch_size`` examples for the baselines that do not batch by domain.
+
+    * ``mode="pooled"`` (BERT_B-mix, meta-teacher): all domains pooled and shuffled together; a batch
+      holds whatever domains its rows come from.
+    * ``mode="one-domain"`` (BERT_B-mtl, MT-DNN's schedule, Liu et al. 2019): every domain is cut into
+      batches of its own rows, then the batches of all domains are shuffled together, so each step
+      trains one domain and domains are visited in proportion to their size.
+
+    One epoch is one pass over the data (the last batch of a domain, or of the pool, may be short).
+    The order is a pure function of ``(seed, epoch)``; with N processes Accelerate deals the batches
+    round-robin, so the N batches of one step are N consecutive batches of this stream.
+    """
+
+    MODES = ("pooled", "one-domain")
+
+    def __init__(
+        self,
+        domain_ids: Sequence[int],
+        batch_size: int,
+        mode: str = "pooled",
+        seed: int = 0,
+        shuffle: bool = True,
+    ):
+        if mode not in self.MODES:
+            raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ids = torch.as_tensor(list(domain_ids), dtype=torch.long)
+        if ids.numel() == 0:
+            raise ValueError("MixedBatchSampler got an empty dataset")
+        self.domain_ids = ids
+        self.mode = mode
+        self.seed = seed
+        self.shuffle = shuffle
+        self.epoch = 0
+        self.batch_size = batch_size
+        self.drop_last = False
+        self.sampler = _EpochIndexSampler(self)
+        if mode == "pooled":
+            self._length = math.ceil(ids.numel() / batch_size)
+        else:
+            sizes = torch.bincount(ids)
+            self._length = int(sum(math.ceil(int(n) / batch_size) for n in sizes if n > 0))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _order(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.randperm(n, generator=generator) if self.shuffle else torch.arange(n)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        b = self.batch_size
+        if self.mode == "pooled":
+            order = self._order(self.domain_ids.numel(), generator)
+            batches = [order[i : i + b] for i in range(0, order.numel(), b)]
+        else:
+            batches = []
+            for domain in torch.unique(self.domain_ids).tolist():
+                rows = torch.nonzero(self.domain_ids == domain).flatten()
+                rows = rows[self._order(rows.numel(), generator)]
+                batches.extend(rows[i : i + b] for i in range(0, rows.numel(), b))
+            batches = [batches[i] for i in self._order(len(batches), generator).tolist()]
+        for batch in batches:
+            yield [int(i) for i in batch]

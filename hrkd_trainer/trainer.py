@@ -34,7 +34,7 @@ from .losses import (
 from .metrics import accuracy_metrics, average_over_domains
 from .modeling import MultiDomainModel
 from .relational import RelationalBalancer, normalised_entropy, ratio_kl_to_uniform
-from .sampling import DomainBatchSampler
+from .sampling import DomainBatchSampler, MixedBatchSampler
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class MultiDomainTrainer(Trainer):
         )
         self.model_accepts_loss_kwargs = False  # transformers < 5 equivalent of loss_is_scaled_for_ga
         self._saving_checkpoint = False
-        self.domain_batch_sampler: DomainBatchSampler | None = None
+        self.domain_batch_sampler: DomainBatchSampler | MixedBatchSampler | None = None
         if self.train_dataset is not None:
             self._check_train_dataset(self.train_dataset)
 
@@ -135,14 +135,22 @@ class MultiDomainTrainer(Trainer):
         if self.train_dataset is None:
             raise ValueError("Trainer: training requires a train_dataset")
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        self.domain_batch_sampler = DomainBatchSampler(
-            self.train_dataset["domain_ids"],
-            per_domain_batch_size=self.args.per_domain_train_batch_size,
-            fit_domain=self._fit_domain_id(),
-            num_processes=self.accelerator.num_processes,
-            seed=seed,
-            num_domains=self.student.num_domains,
-        )
+        if self.args.domain_sampling == "every-domain":
+            self.domain_batch_sampler = DomainBatchSampler(
+                self.train_dataset["domain_ids"],
+                per_domain_batch_size=self.args.per_domain_train_batch_size,
+                fit_domain=self._fit_domain_id(),
+                num_processes=self.accelerator.num_processes,
+                seed=seed,
+                num_domains=self.student.num_domains,
+            )
+        else:
+            self.domain_batch_sampler = MixedBatchSampler(
+                self.train_dataset["domain_ids"],
+                batch_size=self.args.per_domain_train_batch_size,
+                mode=self.args.domain_sampling,
+                seed=seed,
+            )
         loader = DataLoader(
             self.train_dataset,
             batch_sampler=self.domain_batch_sampler,
@@ -410,41 +418,49 @@ class HRKDTrainer(MultiDomainTrainer):
                 capture_layers=self.layer_map.teacher_layers if self.args.uses("attention") else (),
             )
 
-    def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
-        """Per-domain losses: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D), ``pred`` (D,)."""
+    def component_rows(self, student, teacher, inputs) -> dict:
+        """Per-example partial sums (:class:`RowLoss`): ``embd`` and ``pred`` one each, ``attn`` and
+        ``hidn`` a list with one per mapped layer; None for a loss that is off."""
         args = self.args
-        domain_ids = inputs["domain_ids"]
-        num_domains = self.student.num_domains
         mask = inputs["attention_mask"]
         token_mask = mask if args.mask_padding else None
-        zeros = torch.zeros(num_domains, device=domain_ids.device)
         pairs = self.layer_map.pairs
+        rows: dict = dict.fromkeys(("embd", "attn", "hidn", "pred"))
+        if args.uses("embedding"):
+            rows["embd"] = hidden_mse_rows(student.projected[0], teacher.hidden_states[0], token_mask)
+        if args.uses("hidden"):
+            rows["hidn"] = [
+                hidden_mse_rows(student.projected[i + 1], teacher.hidden_states[t], token_mask)
+                for i, (_, t) in enumerate(pairs)
+            ]
+        if args.uses("attention"):
+            rows["attn"] = [
+                attention_mse_rows(
+                    student.attention_scores[s], teacher.attention_scores[t], mask,
+                    mask_queries=args.mask_padding, head_reduction=args.attention_head_reduction,
+                )
+                for s, t in pairs
+            ]  # fmt: skip
+        if args.uses("prediction"):
+            rows["pred"] = soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature)
+        return rows
 
-        def domain_mean(rows):
-            return per_domain_mean(rows, domain_ids, num_domains)
-
-        embd = (
-            domain_mean(hidden_mse_rows(student.projected[0], teacher.hidden_states[0], token_mask))
-            if args.uses("embedding") else zeros
-        )  # fmt: skip
-        hidn = torch.stack([
-            domain_mean(hidden_mse_rows(student.projected[i + 1], teacher.hidden_states[t], token_mask))
-            if args.uses("hidden") else zeros
-            for i, (_, t) in enumerate(pairs)
-        ])  # fmt: skip
-        attn = torch.stack([
-            domain_mean(attention_mse_rows(
-                student.attention_scores[s], teacher.attention_scores[t], mask,
-                mask_queries=args.mask_padding, head_reduction=args.attention_head_reduction,
-            ))
-            if args.uses("attention") else zeros
-            for s, t in pairs
-        ])  # fmt: skip
-        pred = (
-            domain_mean(soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature))
-            if args.uses("prediction") else zeros
-        )  # fmt: skip
-        return {"embd": embd, "attn": attn, "hidn": hidn, "pred": pred}
+    def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
+        """Per-domain losses: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D), ``pred`` (D,) (zeros when off)."""
+        domain_ids = inputs["domain_ids"]
+        num_domains = self.student.num_domains
+        layers = len(self.layer_map.pairs)
+        out = {}
+        for key, rows in self.component_rows(student, teacher, inputs).items():
+            layered = key in ("attn", "hidn")
+            if rows is None:
+                shape = (layers, num_domains) if layered else (num_domains,)
+                out[key] = torch.zeros(shape, device=domain_ids.device)
+            elif layered:
+                out[key] = torch.stack([per_domain_mean(r, domain_ids, num_domains) for r in rows])
+            else:
+                out[key] = per_domain_mean(rows, domain_ids, num_domains)
+        return out
 
     # ------------------------------------------------------------------ logging
     def _record(self, components: dict[str, torch.Tensor], student=None) -> None:
