@@ -3,6 +3,7 @@ works too, and both parse with ``HfArgumentParser`` from CLI flags or a YAML fil
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -265,3 +266,14 @@ class HRKDConfig(MultiDomainArguments):
     def relational(self) -> bool:
         """Whether eq. 17 (HRKD ratios) replaces eq. 5."""
         return self.relational_mode != "off"
+
+
+def derive_arguments(base: TrainingArguments, cls=None, **overrides):
+    """A copy of ``base`` as ``cls`` (fields of ``cls`` only) with ``overrides`` applied."""
+    cls = type(base) if cls is None else cls
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init and f.name in names}
+    values.update(overrides)
+    if isinstance(values.get("report_to"), list) and not values["report_to"]:
+        values["report_to"] = "none"
+    return cls(**values)

