@@ -141,7 +141,9 @@ def train_teacher(
         experts, trainable = {}, 0
         for domain in data.domains:
             part = data.restrict(domain)
-            domain_args = derive_arguments(args, output_dir=os.path.join(args.output_dir, domain), **ONE_DOMAIN)
+            domain_args = derive_arguments(
+                args, output_dir=os.path.join(args.output_dir, domain), **ONE_DOMAIN
+            )
             teacher = train_teacher(
                 "hrkd",
                 source,

@@ -169,7 +169,7 @@ class MultiDomainTrainer(Trainer):
     ) -> dict[str, float]:
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if isinstance(dataset, dict) and len(dataset) > 1:
+        if isinstance(dataset, dict) and dataset:  # one domain too: metric_for_best_model is the same
             domains = list(dataset)
             average = {
                 f"{metric_key_prefix}_avg_accuracy": average_over_domains(
