@@ -101,7 +101,7 @@ def test_amazon_recipe_runs_every_baseline_row(tmp_path, bert_teacher_dir, teach
     out = tmp_path / "run"
     results = amazon.main([
         "--data_path", str(tmp_path / "sorted_data_acl"), "--teacher_init", bert_teacher_dir, "--output_dir", str(out),
-        "--teacher_type", teacher_type, "--method", method, "--relational_mode", "off", *AMAZON_TINY,
+        "--teacher_type", teacher_type, "--method", method, *AMAZON_TINY,
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["teacher_type"] == teacher_type and saved["method"] == method
