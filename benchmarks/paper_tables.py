@@ -45,12 +45,18 @@ def slug(teacher: str, method: str) -> str:
     return f"{teacher}-{method}"
 
 
+def with_dev(model_results: dict) -> dict:
+    """Test accuracy per domain and average, then the dev average (fractions)."""
+    return {**model_results["accuracy"], "dev average": model_results["dev_accuracy"]["average"]}
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def summarise(out: str, teachers: dict, students: dict) -> dict:
-    """``teachers[type][seed]`` and ``students[row][seed]`` are accuracy dicts (fractions)."""
+    """``teachers[type][seed]`` and ``students[row][seed]`` are accuracy dicts (fractions): test per
+    domain, test average, dev average."""
 
     def rows_of(table: dict) -> dict:
         rows = {}
@@ -133,9 +139,9 @@ def main() -> int:
                     return code
             with open(result) as handle:
                 results = json.load(handle)
-            students[name][seed] = results["student"]["accuracy"]
+            students[name][seed] = with_dev(results["student"])
             if results["teacher_type"] != "given":
-                teachers.setdefault(teacher_type, {})[seed] = results["teacher"]["accuracy"]
+                teachers.setdefault(teacher_type, {})[seed] = with_dev(results["teacher"])
             summarise(args.out, teachers, students)
     return 0
 

@@ -743,6 +743,9 @@ def run_recipe(
     write_results(os.path.join(output_dir, "results.json"), results)
     table = format_table(domains, rows, extra)
     print(f"\nTest accuracy (%) per domain — {output_dir}\n{table}\n")
+    if teacher_trainable is not None:
+        lora = f" (LoRA r={recipe.teacher_lora_r}, merged)" if recipe.teacher_lora_r else ""
+        print(f"teacher ({recipe.teacher_type}): {teacher_trainable / 1e6:.2f} M trainable parameters{lora}")
     print(
         f"student exported to {os.path.join(output_dir, 'student')}; results in {os.path.join(output_dir, 'results.json')}"
     )
