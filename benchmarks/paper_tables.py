@@ -3,8 +3,10 @@
 
 For each seed, runs ``recipes/vader.py`` once per row. A row whose teacher type was already trained
 for that seed reuses it (``--teacher``), so the HRKD-teacher is trained once and distilled three ways.
-Writes ``OUT/summary.json`` and ``OUT/summary.md``: per-domain test accuracy (mean ± std over seeds)
-for the teachers and the students. Finished runs are reused, so an interrupted sweep continues.
+Writes ``OUT/summary.json`` and ``OUT/summary.md``: per-domain test accuracy and the dev average
+(mean ± std over seeds) for the teachers and the students. Finished runs are reused, so an
+interrupted sweep continues. Checkpoint folders are deleted after each run (the exports and
+``results.json`` stay).
 
     python benchmarks/paper_tables.py --out runs/tables --seeds 42 1 2 \\
         --flags "--max_train_samples_per_domain 240 --max_eval_samples_per_domain 200"
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -137,6 +140,9 @@ def main() -> int:
                 )
                 if code:
                     return code
+                for entry in os.listdir(run_dir):  # checkpoints (optimizer states): GBs per run, not needed
+                    if entry.endswith("_checkpoints"):
+                        shutil.rmtree(os.path.join(run_dir, entry))
             with open(result) as handle:
                 results = json.load(handle)
             students[name][seed] = with_dev(results["student"])
