@@ -157,7 +157,7 @@ def train_teacher(
             experts[domain] = teacher.model
             trainable = teacher.trainable_parameters
         model = DomainExperts(experts, data.domains)
-        model.save_pretrained(output_dir, tokenizer)
+        model.save_index(output_dir)  # each expert was exported to output_dir/<domain> above
         return TrainedTeacher(model, trainable)
 
     model = MultiDomainModel.from_encoder(

@@ -23,16 +23,9 @@ from torch.nn import functional as F
 from .config import HRKDConfig, MultiDomainArguments
 from .metakd import DomainCorruption, corrupted_domain_ids, domain_expertise_weights, meta_instance_weights
 from .modeling import MultiDomainModel
-from .trainer import HRKDTrainer, MultiDomainTrainer
+from .trainer import STUDENT_INPUTS, HRKDTrainer, MultiDomainTrainer, StepSeeds, window_mean
 
 logger = logging.getLogger(__name__)
-
-
-def _step_generator(seed: int, step: int, micro_step: int, device) -> torch.Generator:
-    """A generator seeded by (seed, step, micro-step): the same stream after a resume."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed((seed * 1_000_003 + step * 1_009 + micro_step) % (2**62))
-    return generator
 
 
 def _require_instance_weights(dataset, why: str) -> None:
@@ -136,8 +129,8 @@ class MetaTeacherTrainer(MultiDomainTrainer):
             _require_instance_weights(
                 self.train_dataset, "the meta-teacher weights examples by prototype scores t_i"
             )
-        self._seed_step, self._micro_step = -1, 0
-        self._metrics: dict[str, list[float]] = {"task_loss": [], "domain_loss": []}
+        self._step_seeds = StepSeeds(args.seed)
+        self._metrics: dict[str, list[torch.Tensor]] = {"task_loss": [], "domain_loss": []}
 
     def training_modules(self) -> dict[str, nn.Module]:
         return {"corruption": self.accelerator.unwrap_model(self.model).corruption}
@@ -147,29 +140,25 @@ class MetaTeacherTrainer(MultiDomainTrainer):
             self.accelerator.unwrap_model(self.model).corruption.save(directory)
 
     def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
-        keys = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
-        model_inputs = {k: inputs[k] for k in keys if k in inputs}
+        model_inputs = {k: inputs[k] for k in STUDENT_INPUTS if k in inputs}
         if not model.training:
             outputs = model(**model_inputs, labels=inputs.get("labels"))
             return (outputs.loss, outputs) if return_outputs else outputs.loss
         logits, domain_logits = model(**model_inputs)
-        step = self.state.global_step
-        if step != self._seed_step:
-            self._seed_step, self._micro_step = step, 0
-        self._micro_step += 1
-        generator = _step_generator(self.args.seed, step, self._micro_step, inputs["domain_ids"].device)
+        generator = torch.Generator(device=inputs["domain_ids"].device)
+        generator.manual_seed(self._step_seeds.next(self.state.global_step))
         corrupted = corrupted_domain_ids(inputs["domain_ids"], generator)
         weights = inputs.get("instance_weights") if self.args.instance_weights else None
         loss, task, domain = meta_teacher_loss(
             logits, inputs["labels"], domain_logits, corrupted, weights, self.args.domain_loss_weight
         )
-        self._metrics["task_loss"].append(task.item())
-        self._metrics["domain_loss"].append(domain.item())
+        self._metrics["task_loss"].append(task.detach())
+        self._metrics["domain_loss"].append(domain.detach())
         return (loss, logits) if return_outputs else loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics["task_loss"] and not any(key.startswith("eval_") for key in logs):
-            logs = {**logs, **{k: sum(v) / len(v) for k, v in self._metrics.items()}}
+            logs = {**logs, **{k: window_mean(v) for k, v in self._metrics.items()}}
             for values in self._metrics.values():
                 values.clear()
         super().log(logs, start_time)
@@ -294,7 +283,7 @@ class MetaDistillTrainer(HRKDTrainer):
             per_row = (student.domain_representation.float() - target.float()).pow(2).mean(-1)
             parts["dom"] = args.transfer_loss_weight * (weights * per_row).mean()
         loss = sum(parts.values())
-        for key, value in parts.items():
-            self._metrics[f"{key}_loss"].append(value.item())
-        self._metrics["instance_weight"].append(weights.mean().item())
+        for key, value in parts.items():  # kept on device: averaged in log()
+            self._metrics[f"{key}_loss"].append(value.detach())
+        self._metrics["instance_weight"].append(weights.mean().detach())
         return (loss, student) if return_outputs else loss

@@ -190,11 +190,7 @@ def encoder_prototype_scores(
             mean_token_embeddings(hidden.float(), batch["attention_mask"] if mask_padding else None).cpu()
         )
     domain_ids = torch.as_tensor(dataset["domain"], dtype=torch.long)
-    num_domains = (
-        len(dataset.features["domain"].names)
-        if hasattr(dataset.features["domain"], "names")
-        else int(domain_ids.max()) + 1
-    )
+    num_domains = len(dataset.features["domain"].names)  # the builders' ClassLabel
     scores = prototype_scores(torch.cat(embeddings), domain_ids, num_domains)
     logger.info(
         "prototype scores from %s: mean %.3f, min %.3f, max %.3f",

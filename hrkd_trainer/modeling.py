@@ -471,11 +471,15 @@ class DomainExperts(nn.Module):
         return MultiDomainOutput(logits=logits)
 
     def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization: bool = True) -> None:
-        os.makedirs(output_dir, exist_ok=True)
         for domain in self.domains:
             self.experts[domain].save_pretrained(
                 os.path.join(output_dir, domain), tokenizer, safe_serialization
             )
+        self.save_index(output_dir)
+
+    def save_index(self, output_dir: str) -> None:
+        """Write ``hrkd_experts.json`` only (for experts already exported to ``output_dir/<domain>``)."""
+        os.makedirs(output_dir, exist_ok=True)
         with open(os.path.join(output_dir, EXPERTS_FILE), "w") as handle:
             json.dump({"domains": self.domains}, handle)
 

@@ -317,17 +317,10 @@ def distill(
     """Distil ``teacher`` into ``student`` and export the student to ``output_dir``. With ``run_dir``,
     the training-only modules go to ``run_dir/training_state`` and (HRKD) the ratio history and
     heatmap to ``run_dir``."""
-    trainer = trainer_cls(
-        model=student,
-        teacher_model=teacher,
-        args=config,
-        train_dataset=data.train,
-        eval_dataset=data.dev,
-        processing_class=tokenizer,
-        teacher_processing_class=teacher_tokenizer,
-    )
-    trainer.train()
-    trainer.save_model(output_dir)
+    trainer = fine_tune(
+        student, data, config, tokenizer, output_dir, trainer_cls,
+        teacher_model=teacher, teacher_processing_class=teacher_tokenizer,
+    )  # fmt: skip
     if run_dir is not None:
         trainer.save_training_state(os.path.join(run_dir, "training_state"))
         trainer.save_ratio_report(run_dir)

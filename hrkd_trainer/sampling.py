@@ -9,6 +9,13 @@ import torch
 from torch.utils.data import BatchSampler, Sampler
 
 
+def _domain_id_tensor(domain_ids: Sequence[int], owner: str) -> torch.Tensor:
+    ids = torch.as_tensor(list(domain_ids), dtype=torch.long)
+    if ids.numel() == 0:
+        raise ValueError(f"{owner} got an empty dataset")
+    return ids
+
+
 class _EpochIndexSampler(Sampler[int]):
     """The ``.sampler`` Accelerate expects on a batch sampler; forwards ``set_epoch`` to its owner."""
 
@@ -64,9 +71,7 @@ class DomainBatchSampler(BatchSampler):
             raise ValueError(f"per_domain_batch_size must be >= 1, got {per_domain_batch_size}")
         if num_processes < 1:
             raise ValueError(f"num_processes must be >= 1, got {num_processes}")
-        ids = torch.as_tensor(list(domain_ids), dtype=torch.long)
-        if ids.numel() == 0:
-            raise ValueError("DomainBatchSampler got an empty dataset")
+        ids = _domain_id_tensor(domain_ids, "DomainBatchSampler")
         num_domains = int(ids.max()) + 1 if num_domains is None else num_domains
         self.domain_indices = [torch.nonzero(ids == d).flatten() for d in range(num_domains)]
         empty = [d for d, idx in enumerate(self.domain_indices) if idx.numel() == 0]
@@ -154,9 +159,7 @@ class MixedBatchSampler(BatchSampler):
             raise ValueError(f"mode must be one of {self.MODES}, got {mode!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        ids = torch.as_tensor(list(domain_ids), dtype=torch.long)
-        if ids.numel() == 0:
-            raise ValueError("MixedBatchSampler got an empty dataset")
+        ids = _domain_id_tensor(domain_ids, "MixedBatchSampler")
         self.domain_ids = ids
         self.mode = mode
         self.seed = seed

@@ -46,6 +46,29 @@ RATIO_HISTORY_NAME = "ratio_history.json"
 RATIO_PLOT_NAME = "ratios.png"
 
 
+class StepSeeds:
+    """Seeds that are a pure function of (seed, optimisation step, micro-step): every process draws the
+    same ones, and a resumed run draws them again. For per-step randomness inside the loss
+    (relational dropout, Meta-KD's domain corruption)."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._step, self._micro_step = -1, 0
+
+    def next(self, step: int) -> int:
+        if step != self._step:
+            self._step, self._micro_step = step, 0
+        self._micro_step += 1
+        return (self.seed * 1_000_003 + step * 1_009 + self._micro_step) % (2**62)
+
+
+def window_mean(values: list) -> float:
+    """Mean of one logging window: floats, or 0-d tensors kept on device (no host sync per step)."""
+    if torch.is_tensor(values[0]):
+        return torch.stack(values).float().mean().item()
+    return sum(values) / len(values)
+
+
 def default_collator(args: MultiDomainArguments, tokenizer, teacher_tokenizer=None) -> MultiDomainCollator:
     """The collator both trainers use unless given one: padding settings from ``args``."""
     return MultiDomainCollator(
@@ -315,7 +338,7 @@ class HRKDTrainer(MultiDomainTrainer):
         self._teacher = teacher_model  # unwrapped, for capture set-up
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._ratio_window: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []
-        self._seed_step, self._micro_step = -1, 0
+        self._step_seeds = StepSeeds(args.seed)
 
     def _extra_training_modules(self, args, student, teacher) -> dict:
         """Further ``DistillationModel`` arguments of subclasses (meta-distillation's domain module)."""
@@ -350,13 +373,8 @@ class HRKDTrainer(MultiDomainTrainer):
         return ["embeddings", *(f"layer{k}" for k in self.layer_map.student_layers)]
 
     def _relational_seed(self) -> int:
-        """A seed for this micro-batch's relational dropout: a function of (seed, step, micro-step),
-        the same on every process and after a resume."""
-        step = self.state.global_step
-        if step != self._seed_step:
-            self._seed_step, self._micro_step = step, 0
-        self._micro_step += 1
-        return (self.args.seed * 1_000_003 + step * 1_009 + self._micro_step) % (2**62)
+        """A seed for this micro-batch's relational dropout (see :class:`StepSeeds`)."""
+        return self._step_seeds.next(self.state.global_step)
 
     def create_optimizer(self, *args, **kwargs):
         """Trainer's optimizer, with the relational module (``learned`` mode) in its own group."""
@@ -500,7 +518,7 @@ class HRKDTrainer(MultiDomainTrainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self._metrics and not any(key.startswith("eval_") for key in logs):
-            extra = {key: sum(v) / len(v) for key, v in self._metrics.items()}
+            extra = {key: window_mean(v) for key, v in self._metrics.items()}
             if self._ratio_window:
                 extra.update(self._ratio_logs())
             logs = {**logs, **extra}
