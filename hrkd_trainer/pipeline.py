@@ -31,7 +31,8 @@ from .baselines import (
 )
 from .collate import MultiDomainCollator, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments, derive_arguments
-from .data.common import domain_names, label_names, per_domain_head, select_domains
+from .data.common import DataSource, domain_names, label_names, per_domain_head, select_domains
+from .hub import PREDICTIONS_FILE, hub_id_of
 from .lora import LoraSettings
 from .meta_trainers import MetaDistillConfig, MetaTeacherConfig
 from .metakd import DomainCorruption, encoder_prototype_scores
@@ -347,21 +348,56 @@ def _logits(model: MultiDomainModel, batch: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
+def predict_per_domain(
+    model: MultiDomainModel, splits: dict[str, Dataset], pad_token_id: int, batch_size: int = 64
+) -> dict[str, list[int]]:
+    """Predicted label id of every row, per domain (each domain with its own head), in row order."""
+    model.eval()
+    device = next(model.parameters()).device
+    return {
+        domain: [
+            label
+            for batch in padded_batches(dataset, pad_token_id, batch_size, device)
+            for label in _logits(model, batch).argmax(-1).tolist()
+        ]
+        for domain, dataset in splits.items()
+    }
+
+
+def accuracy_per_domain(predictions: dict[str, list[int]], splits: dict[str, Dataset]) -> dict[str, float]:
+    """Accuracy per domain and their unweighted average."""
+    results = {
+        domain: sum(int(p == y) for p, y in zip(predicted, splits[domain]["labels"])) / len(predicted)
+        for domain, predicted in predictions.items()
+    }
+    results["average"] = sum(results.values()) / len(results)
+    return results
+
+
 def evaluate_per_domain(
     model: MultiDomainModel, splits: dict[str, Dataset], pad_token_id: int, batch_size: int = 64
 ) -> dict[str, float]:
     """Accuracy per domain (each domain with its own head) and their unweighted average."""
-    model.eval()
-    device = next(model.parameters()).device
-    results = {}
-    for domain, dataset in splits.items():
-        correct = sum(
-            int((_logits(model, batch).argmax(-1) == batch["labels"]).sum())
-            for batch in padded_batches(dataset, pad_token_id, batch_size, device)
-        )
-        results[domain] = correct / len(dataset)
-    results["average"] = sum(results[d] for d in splits) / len(splits)
-    return results
+    return accuracy_per_domain(predict_per_domain(model, splits, pad_token_id, batch_size), splits)
+
+
+def write_test_predictions(
+    path: str, test: Dataset, predictions: dict[str, list[int]], labels: Sequence[str], max_length: int
+) -> None:
+    """The student's test predictions with their inputs, per domain, so that any export can be checked
+    against the run's own evaluation (``hub_upload.py --check``)."""
+    domain_of = test["domain"]
+    names = test.features["domain"].names
+    columns = [c for c in ("text", "text_pair") if c in test.column_names]
+    examples = {}
+    for domain, predicted in predictions.items():
+        rows = [i for i, d in enumerate(domain_of) if names[d] == domain]
+        part = test.select(rows)
+        examples[domain] = {c: part[c] for c in columns}
+        examples[domain]["label"] = part["label"]
+        examples[domain]["prediction"] = predicted
+    with open(path, "w") as handle:
+        json.dump({"labels": list(labels), "max_length": max_length, "examples": examples}, handle)
 
 
 @torch.no_grad()
@@ -471,11 +507,19 @@ def run_recipe(
     config: HRKDConfig,
     load_data: Callable[[RecipeArguments], DatasetDict],
     default_teacher_init: Callable[[], str] | None = None,
+    data_source: DataSource | None = None,
 ) -> dict:
-    """Teacher (fine-tuned or given) → distilled student (+ baseline) → test accuracy, speed, results.json."""
+    """Teacher (fine-tuned or given) → distilled student (+ baseline) → test accuracy, speed, results.json.
+
+    With ``--push_to_hub`` the finished run is published as ``hub_upload.py`` would publish it (to
+    ``--hub_model_id``); no trainer of the run pushes anything itself (the teacher never leaves).
+    """
     from transformers import set_seed
 
     started = time.time()
+    push = config.push_to_hub
+    if push:
+        config = derive_arguments(config, push_to_hub=False)
     set_seed(config.seed)
     output_dir = config.output_dir
     os.makedirs(output_dir, exist_ok=True)
@@ -638,7 +682,8 @@ def run_recipe(
     # 4. test accuracy, size and speed
     results: dict = {"domains": domains, "labels": labels}
     rows = {"teacher": evaluate_per_domain(teacher, teacher_data.test, teacher_tokenizer.pad_token_id)}
-    rows["student (KD)"] = evaluate_per_domain(student, student_data.test, tokenizer.pad_token_id)
+    student_predictions = predict_per_domain(student, student_data.test, tokenizer.pad_token_id)
+    rows["student (KD)"] = accuracy_per_domain(student_predictions, student_data.test)
     if baseline is not None:
         rows["student (no KD)"] = evaluate_per_domain(baseline, student_data.test, tokenizer.pad_token_id)
     speed_split = teacher_data.test[domains[0]]
@@ -669,6 +714,8 @@ def run_recipe(
         "parameters": teacher.num_parameters(),
         "inference_seconds": teacher_time,
         "source": teacher_source,
+        # the Hub model it stands for: a given teacher's id, else the encoder it was fine-tuned from
+        "hub_id": hub_id_of(recipe.teacher or teacher_source),
         "type": "given" if recipe.teacher else recipe.teacher_type,
         "trainable_parameters": teacher_trainable,
         "lora_r": recipe.teacher_lora_r if not recipe.teacher else None,
@@ -692,6 +739,8 @@ def run_recipe(
         }
     results["compression"] = teacher.num_parameters() / student.num_parameters()
     results["data"] = {split: len(data[split]) for split in data}
+    if data_source is not None:
+        results["dataset"] = dataclasses.asdict(data_source)
     results["skipped_rows"] = sum(getattr(data, "skipped", {}).values())
     results["method"] = recipe.method
     results["teacher_type"] = "given" if recipe.teacher else recipe.teacher_type
@@ -734,6 +783,13 @@ def run_recipe(
     if not config.should_save:  # other processes of a multi-process launch: the main one reports
         return results
     write_results(os.path.join(output_dir, "results.json"), results)
+    write_test_predictions(
+        os.path.join(output_dir, PREDICTIONS_FILE),
+        data["test"],
+        student_predictions,
+        labels,
+        config.max_length,
+    )
     table = format_table(domains, rows, extra)
     print(f"\nTest accuracy (%) per domain — {output_dir}\n{table}\n")
     if teacher_trainable is not None:
@@ -742,6 +798,16 @@ def run_recipe(
     print(
         f"student exported to {os.path.join(output_dir, 'student')}; results in {os.path.join(output_dir, 'results.json')}"
     )
+    if push:
+        from .hub import publish_run
+
+        publish_run(
+            output_dir,
+            repo_id=config.hub_model_id,
+            token=config.hub_token,
+            private=config.hub_private_repo,
+            revision=config.hub_revision,
+        )
     return results
 
 

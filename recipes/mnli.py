@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hrkd_trainer.data import load_mnli
+from hrkd_trainer.data import MNLI_SOURCE, load_mnli
 from hrkd_trainer.pipeline import parse_recipe_args, require_inputs, run_recipe
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "mnli.yaml")
@@ -32,7 +32,7 @@ def main(argv=None):
         "'nyu-mll/multi_nli'",
         local_data=False,
     )
-    return run_recipe(recipe, config, load_data)
+    return run_recipe(recipe, config, load_data, data_source=MNLI_SOURCE)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hrkd_trainer.data import load_vader
+from hrkd_trainer.data import VADER_SOURCE, load_vader
 from hrkd_trainer.pipeline import offline_minilm_path, parse_recipe_args, run_recipe
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "vader.yaml")
@@ -29,7 +29,7 @@ def load_data(recipe):
 
 def main(argv=None):
     recipe, config = parse_recipe_args(argv, default_config=DEFAULT_CONFIG)
-    return run_recipe(recipe, config, load_data, default_teacher_init=offline_minilm_path)
+    return run_recipe(recipe, config, load_data, default_teacher_init=offline_minilm_path, data_source=VADER_SOURCE)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ columns ``text`` (and ``text_pair`` for sentence pairs), ``label`` and ``domain`
 Rows a builder leaves out are logged and counted in ``dataset_dict.skipped``."""
 
 from .amazon import AMAZON_DOMAINS, load_amazon
+from .amazon import SOURCE as AMAZON_SOURCE
 from .common import (
     DataFormatError,
+    DataSource,
     SkipReport,
     domain_names,
     few_shot,
@@ -14,13 +16,19 @@ from .common import (
 )
 from .files import load_files
 from .mnli import MNLI_DOMAINS, load_mnli, load_mnli_glue, load_mnli_hub
+from .mnli import SOURCE as MNLI_SOURCE
+from .vader import SOURCE as VADER_SOURCE
 from .vader import VADER_DOMAINS, fetch_vader_archive, load_vader
 
 __all__ = [
     "AMAZON_DOMAINS",
+    "AMAZON_SOURCE",
     "MNLI_DOMAINS",
+    "MNLI_SOURCE",
     "VADER_DOMAINS",
+    "VADER_SOURCE",
     "DataFormatError",
+    "DataSource",
     "SkipReport",
     "domain_names",
     "fetch_vader_archive",

@@ -26,11 +26,17 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from .common import DataFormatError, SkipReport, build_dataset_dict
+from .common import DataFormatError, DataSource, SkipReport, build_dataset_dict
 
 AMAZON_DOMAINS = ("books", "dvd", "electronics", "kitchen")
 DIRECTORY_NAMES = {"kitchen": ("kitchen", "kitchen_&_housewares")}
 LABELS = ("negative", "positive")
+SOURCE = DataSource(
+    name="Multi-Domain Sentiment Dataset (Blitzer et al., ACL 2007)",
+    slug="amazon-multi-domain-sentiment",
+    url="https://www.cs.jhu.edu/~mdredze/datasets/sentiment/",
+    language="en",
+)
 #: per-domain (train, dev, test) sizes of the paper's Table 1 (from Meta-KD's split procedure)
 PAPER_SPLIT_SIZES = {
     "books": (1631, 170, 199),

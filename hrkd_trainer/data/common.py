@@ -6,12 +6,28 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a recipe's data comes from, for results.json and the model card.
+
+    ``slug`` names the data set in the card's ``model-index``; ``hub_id`` is its Hugging Face Hub
+    data set id when one exists (it goes into the card's ``datasets`` metadata).
+    """
+
+    name: str
+    slug: str
+    url: str
+    hub_id: str | None = None
+    language: str | None = None
 
 
 class DataFormatError(ValueError):

