@@ -272,7 +272,7 @@ def card_metadata(results: dict, repo_id: str, base_model: str | None, license: 
             dataset_type=dataset_type,
             dataset_name=f"{dataset_name}: {domain}",
             dataset_config=domain,
-            dataset_split="test",
+            dataset_split=results.get("evaluation_split", "test"),
         )
         evals.append(
             EvalResult(**common, metric_type="accuracy", metric_value=results["student"]["accuracy"][domain])
@@ -336,6 +336,12 @@ def _summary(results: dict, repo_id: str, base_model: str | None) -> str:
     method = results.get("method", "multi-domain")
     teacher = base_model or model_label(results["teacher"].get("source"))
     teacher_kind = results.get("teacher_type") or results["teacher"].get("type")
+    kind = f" ({teacher_kind} teacher)" if teacher_kind else ""
+    origin = (
+        f"compressed from a teacher fine-tuned from `{teacher}`{kind} by {METHOD_NAMES.get(method, method)}"
+        if results["teacher"]
+        else f"trained by {method}"
+    )
     layout = (
         "one separate model per domain"
         if per_domain_models(results)
@@ -345,7 +351,7 @@ def _summary(results: dict, repo_id: str, base_model: str | None) -> str:
 # {repo_id.split("/")[-1]}
 
 A {student.get("layers", "?")}-layer text classifier for {len(domains)} domains ({", ".join(f"`{d}`" for d in domains)}),
-compressed from a teacher fine-tuned from `{teacher}` ({teacher_kind} teacher) by {METHOD_NAMES.get(method, method)}.
+{origin}.
 It has {layout}; labels: {", ".join(f"`{label}`" for label in results["labels"])}.
 Made with hrkd-trainer, following HRKD (Dong et al., EMNLP 2021).
 """
@@ -354,7 +360,8 @@ Made with hrkd-trainer, following HRKD (Dong et al., EMNLP 2021).
 def _results_section(results: dict) -> str:
     domains = results["domains"]
     columns = [("student", "this model")]
-    columns.append(("teacher", "teacher"))
+    if results["teacher"].get("accuracy"):
+        columns.append(("teacher", "teacher"))
     if "baseline" in results:
         columns.append(("baseline", "same size, no KD"))
     header = "| domain | " + " | ".join(name for _, name in columns) + " |"
@@ -364,7 +371,8 @@ def _results_section(results: dict) -> str:
         label = "**average**" if domain == "average" else f"`{domain}`"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     dev = [_pct(results[key].get("dev_accuracy", {}).get("average")) for key, _ in columns]
-    lines.append("| dev average | " + " | ".join(dev) + " |")
+    if any(dev):
+        lines.append("| dev average | " + " | ".join(dev) + " |")
     data = results.get("data", {})
     dataset = results.get("dataset") or {}
     source = (
@@ -375,7 +383,7 @@ def _results_section(results: dict) -> str:
     return f"""
 ## Results
 
-Test accuracy (%) per domain, each domain with its own classifier; data: {source}
+{results.get("evaluation_split", "test").capitalize()} accuracy (%) per domain, each domain with its own classifier; data: {source}
 ({data.get("train", "?")} train, {data.get("dev", "?")} dev, {data.get("test", "?")} test examples over all domains).
 
 {chr(10).join(lines)}
@@ -384,25 +392,33 @@ Test accuracy (%) per domain, each domain with its own classifier; data: {source
 
 def _size_section(results: dict) -> str:
     student, teacher = results["student"], results["teacher"]
+    if not teacher.get("parameters"):
+        return ""
     machine = results.get("machine", {})
     where = machine.get("gpu") or f"{machine.get('device', '?')}, {machine.get('torch_threads', '?')} threads"
     versions = f"torch {machine.get('torch', '?')}, transformers {machine.get('transformers', '?')}"
-    speed = ""
+    rows = [
+        f"| parameters | {teacher['parameters'] / 1e6:.1f} M | {student['parameters'] / 1e6:.1f} M "
+        f"({results.get('compression', 0):.2f}× smaller) |"
+    ]
+    timing = ""
     if student.get("speedup"):
-        speed = (
-            f"| inference time (same test batches) | {teacher['inference_seconds']:.3f} s | "
+        rows.append(
+            f"| inference time (same batches) | {teacher['inference_seconds']:.3f} s | "
             f"{student['inference_seconds']:.3f} s ({student['speedup']:.1f}× faster) |"
+        )
+        timing = (
+            f"Timed on the machine that trained it ({where}; {versions}) as the median of 3 runs over the "
+            "same batches of 32 with dynamic padding. Speed-ups differ on other hardware."
         )
     return f"""
 ## Size and speed
 
 | | teacher | this model (one domain) |
 |---|---|---|
-| parameters | {teacher["parameters"] / 1e6:.1f} M | {student["parameters"] / 1e6:.1f} M ({results.get("compression", 0):.2f}× smaller) |
-{speed}
+{chr(10).join(rows)}
 
-Timed on the machine that trained it ({where}; {versions}) as the median of 3 runs over the same
-test batches of 32 with dynamic padding. Speed-ups differ on other hardware.
+{timing}
 """
 
 
@@ -564,9 +580,11 @@ def push_folder(
 ):
     """Push ``folder`` as one commit to ``repo_id`` (created if missing), mirroring it. Returns the
     ``CommitInfo``."""
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError
 
+    if constants.is_offline_mode():
+        raise PublishError("HF_HUB_OFFLINE is set: unset it (and TRANSFORMERS_OFFLINE) to push to the Hub")
     api = HfApi(endpoint=endpoint, token=resolve_token(token))
     try:
         me = api.whoami()
@@ -598,12 +616,25 @@ def push_folder(
         if _status(err) in (401, 403):
             raise PublishError(f"the Hub refused to write to {repo_id} ({_status(err)}): {err}") from err
         raise PublishError(_retry_message(repo_id, err)) from err
-    except OSError as err:  # connection reset, timeout, DNS: httpx errors are not OSErrors, see below
-        raise PublishError(_retry_message(repo_id, err)) from err
     except Exception as err:
-        if type(err).__module__.startswith(("httpx", "httpcore", "requests", "urllib3")):
+        if _is_network_error(err):
             raise PublishError(_retry_message(repo_id, err)) from err
         raise
+
+
+def _is_network_error(err: BaseException | None) -> bool:
+    """A connection or transfer failure anywhere in the exception chain (huggingface_hub wraps the
+    transport's errors: 'Error while uploading ... to the Hub')."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        module = type(err).__module__
+        if isinstance(err, (OSError, TimeoutError)) or module.startswith(
+            ("httpx", "httpcore", "requests", "urllib3")
+        ):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _status(err) -> int | None:
@@ -641,3 +672,89 @@ def publish_run(
         info = push_folder(folder, repo_id, token, private, revision, commit_message, endpoint)
     logger.info("pushed %d files to %s", len(staged.files), getattr(info, "commit_url", repo_id))
     return info
+
+
+# ---------------------------------------------------------------------------- from a trainer
+def trainer_results(trainer) -> dict:
+    """A results.json for a trainer used directly (no recipe): the student's (and, when it reads the
+    same inputs, the teacher's) accuracy on the trainer's per-domain ``eval_dataset``, sizes, speed,
+    settings. The card then says which split it is."""
+    import sys
+
+    from .pipeline import distillation_settings, evaluate_per_domain, inference_seconds, machine_description
+
+    splits = trainer.eval_dataset
+    if not isinstance(splits, dict) or not splits:
+        raise PublishError(
+            "push_to_hub needs the trainer's eval_dataset as {domain: dataset} to fill the model card's results"
+        )
+    student, pad = trainer.student, trainer.processing_class.pad_token_id
+    first = next(iter(splits.values()))
+    results = {
+        "domains": list(student.domains),
+        "labels": student.label_names,
+        "evaluation_split": "eval",
+        "student": {
+            "accuracy": evaluate_per_domain(student, splits, pad),
+            "parameters": student.num_parameters(),
+            "inference_seconds": inference_seconds(student, first, pad),
+            "init": getattr(student.config, "_name_or_path", None),
+            "layers": student.num_hidden_layers,
+            "per_domain_models": False,
+        },
+        "method": "multi-domain",
+        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "machine": machine_description(next(student.parameters()).device),
+    }
+    teacher = getattr(trainer, "_teacher", None)
+    if teacher is not None:
+        source = getattr(teacher.config, "_name_or_path", None)
+        results["teacher"] = {
+            "parameters": teacher.num_parameters(),
+            "source": source,
+            "hub_id": hub_id_of(source),
+        }
+        if "teacher_input_ids" not in first.column_names:  # the teacher reads the student's inputs
+            results["teacher"]["accuracy"] = evaluate_per_domain(teacher, splits, pad)
+            results["teacher"]["inference_seconds"] = inference_seconds(teacher, first, pad)
+            results["student"]["speedup"] = (
+                results["teacher"]["inference_seconds"] / results["student"]["inference_seconds"]
+            )
+        results["compression"] = teacher.num_parameters() / student.num_parameters()
+        results["method"] = "hrkd" if trainer.args.relational else "multi-domain"
+        results["distillation"] = distillation_settings(trainer.args)
+    else:
+        results["teacher"] = {}
+        results["method"] = "fine-tuning (no distillation)"
+    return results
+
+
+def publish_trainer(
+    trainer,
+    commit_message: str | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    private: bool | None = None,
+    endpoint: str | None = None,
+):
+    """``Trainer.push_to_hub`` of the multi-domain trainers: write ``output_dir/hub_run`` (the student
+    export and :func:`trainer_results`), then publish it as :func:`publish_run` does."""
+    args = trainer.args
+    run_dir = os.path.join(args.output_dir, "hub_run")
+    trainer.save_model(os.path.join(run_dir, STUDENT_DIR), _internal_call=True)
+    if not args.should_save:
+        return None
+    with open(os.path.join(run_dir, RESULTS_FILE), "w") as handle:
+        json.dump(trainer_results(trainer), handle, indent=2)
+    ratios = getattr(trainer, "save_ratio_report", None)
+    if ratios is not None and args.relational:
+        ratios(run_dir)
+    return publish_run(
+        run_dir,
+        args.hub_model_id or os.path.basename(os.path.normpath(args.output_dir)),
+        token=token or args.hub_token,
+        private=args.hub_private_repo if private is None else private,
+        revision=revision or args.hub_revision,
+        commit_message=commit_message,
+        endpoint=endpoint,
+    )

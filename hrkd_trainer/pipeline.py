@@ -393,8 +393,8 @@ def write_test_predictions(
     for domain, predicted in predictions.items():
         rows = [i for i, d in enumerate(domain_of) if names[d] == domain]
         part = test.select(rows)
-        examples[domain] = {c: part[c] for c in columns}
-        examples[domain]["label"] = part["label"]
+        examples[domain] = {c: list(part[c]) for c in columns}
+        examples[domain]["label"] = list(part["label"])
         examples[domain]["prediction"] = predicted
     with open(path, "w") as handle:
         json.dump({"labels": list(labels), "max_length": max_length, "examples": examples}, handle)
@@ -472,6 +472,21 @@ def machine_description(device: torch.device) -> dict:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def distillation_settings(config: HRKDConfig) -> dict:
+    """The hyper-parameters that results.json (and the model card) report for a distillation run."""
+    keys = [
+        "temperature", "pred_loss_weight", "distill_losses", "layer_map", "mask_padding", "learning_rate",
+        "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode",
+    ]  # fmt: skip
+    if config.relational:
+        keys += [
+            "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
+            "relational_dropout", "prototype_mask_padding", "ratio_scale", "ratio_entropy_weight",
+            "ratio_gradient", "relational_graph_residual",
+        ]  # fmt: skip
+    return {k: getattr(config, k) for k in keys}
 
 
 def write_results(path: str, results: dict) -> None:
@@ -753,17 +768,7 @@ def run_recipe(
             "prediction_stage_learning_rate": recipe.prediction_stage_learning_rate or config.learning_rate,
             "prediction_stage_epochs": recipe.prediction_stage_epochs or config.num_train_epochs,
         }
-    keys = [
-        "temperature", "pred_loss_weight", "distill_losses", "layer_map", "mask_padding", "learning_rate",
-        "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode",
-    ]  # fmt: skip
-    if config.relational:
-        keys += [
-            "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
-            "relational_dropout", "prototype_mask_padding", "ratio_scale", "ratio_entropy_weight",
-            "ratio_gradient", "relational_graph_residual",
-        ]  # fmt: skip
-    results["distillation"] = {k: getattr(config, k) for k in keys}
+    results["distillation"] = distillation_settings(config)
     ratio_path = os.path.join(output_dir, "ratio_history.json")
     if config.relational and os.path.exists(ratio_path):
         with open(ratio_path) as handle:

@@ -228,6 +228,33 @@ class MultiDomainTrainer(Trainer):
             if state:
                 safetensors.torch.save_file(state, os.path.join(output_dir, AUX_WEIGHTS_NAME))
 
+    # ------------------------------------------------------------------ Hub
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs,
+    ):
+        """Publish the student only (encoder, every domain's classifier, tokenizer) with a generated
+        model card and results, as ``hub_upload.py`` does (:func:`hrkd_trainer.hub.publish_trainer`).
+
+        The teacher, projections, relational module and optimizer state are never uploaded. The push
+        is always blocking (one commit); ``endpoint`` may be passed for a non-default Hub.
+        """
+        from .hub import publish_trainer
+
+        return publish_trainer(
+            self, commit_message, token, revision, private, endpoint=kwargs.get("endpoint")
+        )
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Checkpoints hold optimizer states and training-only modules: they are never pushed. With
+        ``push_to_hub=True``, call :meth:`push_to_hub` after training to publish the student."""
+        return None
+
     def training_modules(self) -> dict[str, torch.nn.Module]:
         """Modules trained alongside the model but never exported (saved in checkpoints only)."""
         return {}
