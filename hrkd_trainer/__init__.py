@@ -4,6 +4,7 @@ from .baselines import TEACHER_TYPES, distill_per_domain, train_teacher
 from .collate import MultiDomainCollator, check_token_alignment, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments
 from .distill_model import DistillationModel, HiddenProjections
+from .hub import PublishError, model_card, publish_run, stage_run
 from .layer_map import LayerMap, parse_layer_map, uniform_layer_map
 from .lora import LoraSettings, add_lora, merge_lora
 from .meta_trainers import MetaDistillConfig, MetaDistillTrainer, MetaTeacherConfig, MetaTeacherTrainer
@@ -34,14 +35,18 @@ __all__ = [
     "MultiDomainModel",
     "MultiDomainOutput",
     "MultiDomainTrainer",
+    "PublishError",
     "RelationalBalancer",
     "add_lora",
     "check_token_alignment",
     "distill_per_domain",
     "load_multi_domain",
     "merge_lora",
+    "model_card",
     "parse_layer_map",
+    "publish_run",
     "same_tokenizer",
+    "stage_run",
     "tokenize_multi_domain",
     "train_teacher",
     "uniform_layer_map",

@@ -533,7 +533,15 @@ def run_recipe(
 
     started = time.time()
     push = config.push_to_hub
-    if push:
+    if push:  # fail before training, not after it
+        from .hub import PublishError, resolve_token
+
+        if not config.hub_model_id:
+            raise SystemExit("--push_to_hub needs --hub_model_id (the Hub repo, e.g. me/vader-student)")
+        try:
+            resolve_token(config.hub_token)
+        except PublishError as err:
+            raise SystemExit(f"--push_to_hub: {err}") from err
         config = derive_arguments(config, push_to_hub=False)
     set_seed(config.seed)
     output_dir = config.output_dir

@@ -215,6 +215,12 @@ def test_push_to_a_branch_and_an_organisation(hrkd_run, hub):
 def test_push_errors_are_clear_and_retry_fixes_them(hrkd_run, hub, monkeypatch):
     with pytest.raises(PublishError, match="no Hugging Face token: pass --token, set HF_TOKEN"):
         publish_run(str(hrkd_run), "me/student")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(PublishError, match="HF_HUB_OFFLINE is set"):
+        publish_run(str(hrkd_run), "me/student", token=TOKEN)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     with pytest.raises(PublishError, match="rejected the token"):
         publish_run(str(hrkd_run), "me/student", token="hf_wrong")
     with pytest.raises(PublishError, match=r"belongs to 'someone'.*use --repo-id me/student"):
@@ -247,6 +253,17 @@ def test_recipe_push_to_hub_publishes_the_same_content(tmp_path, bert_teacher_di
     pushed = hub.files("me/recipe-student")
     pushed.pop(".gitattributes")
     assert pushed == folder_bytes(tmp_path / "stage")
+
+
+def test_recipe_push_to_hub_fails_before_training(tmp_path, bert_teacher_dir, hub):
+    with pytest.raises(SystemExit, match="needs --hub_model_id"):
+        run_amazon(tmp_path, bert_teacher_dir, tmp_path / "a", "--push_to_hub", "true")
+    with pytest.raises(SystemExit, match="no Hugging Face token"):
+        run_amazon(
+            tmp_path, bert_teacher_dir, tmp_path / "b", "--push_to_hub", "true", "--hub_model_id", "me/x"
+        )
+    assert not (tmp_path / "a" / "teacher").exists() and not (tmp_path / "b" / "teacher").exists()
+    assert not hub.requests
 
 
 def test_trainer_push_to_hub_publishes_the_student_with_a_card(tmp_path, tokenized, tokenizer, teacher_dir,
