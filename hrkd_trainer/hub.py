@@ -74,6 +74,14 @@ METHOD_NAMES = {
     "tinybert": "TinyBERT-KD, one student per domain",
     "meta-distill": "meta-distillation (Meta-KD), one student per domain",
 }
+TEACHER_KINDS = {
+    "single": "one teacher per domain",
+    "mix": "one classifier on the pooled domains",
+    "mtl": "multi-task: shared encoder, one head per domain, one domain per step",
+    "hrkd": "shared encoder, one head per domain, every domain in every step",
+    "meta": "Meta-KD meta-teacher",
+    "given": "a given fine-tuned teacher",
+}
 HRKD_CITATION = """@inproceedings{dong-etal-2021-hrkd,
     title = "{HRKD}: Hierarchical Relational Knowledge Distillation for Cross-domain Language Model Compression",
     author = "Dong, Chenhe and Li, Yaliang and Shen, Ying and Qiu, Minghui",
@@ -180,11 +188,6 @@ def model_folders(results: dict) -> list[str]:
     if per_domain_models(results):
         return [p for d in domains for p in (d, f"{d}/{d}")]
     return ["", *domains]
-
-
-def classifier_subfolder(results: dict, domain: str) -> str:
-    """Where one domain's ``*ForSequenceClassification`` lives in the export (and in the Hub repo)."""
-    return f"{domain}/{domain}" if per_domain_models(results) else domain
 
 
 def is_export_file(name: str) -> bool:
@@ -336,7 +339,7 @@ def _summary(results: dict, repo_id: str, base_model: str | None) -> str:
     method = results.get("method", "multi-domain")
     teacher = base_model or model_label(results["teacher"].get("source"))
     teacher_kind = results.get("teacher_type") or results["teacher"].get("type")
-    kind = f" ({teacher_kind} teacher)" if teacher_kind else ""
+    kind = f" ({TEACHER_KINDS.get(teacher_kind, teacher_kind)})" if teacher_kind else ""
     origin = (
         f"compressed from a teacher fine-tuned from `{teacher}`{kind} by {METHOD_NAMES.get(method, method)}"
         if results["teacher"]
@@ -428,7 +431,7 @@ def _usage_section(results: dict, repo_id: str, example: dict | None) -> str:
     max_length = results.get("distillation", {}).get("max_length")
     truncation = f", truncation=True, max_length={max_length}" if max_length else ""
     encoder_folder = ", subfolder=domain" if per_domain_models(results) else ""
-    classifier = classifier_subfolder(results, domain).replace(domain, "{domain}")
+    classifier = 'f"{domain}/{domain}"' if per_domain_models(results) else "domain"
     call = f"print(classify({json.dumps(example['inputs'])}{truncation}))" if example else ""
     expected = f"\n\nThe run's own evaluation labels this example `{example['label']}`." if example else ""
     return f'''
@@ -447,8 +450,8 @@ domain = "{domain}"  # one of: {", ".join(domains)}
 encoder = AutoModel.from_pretrained(repo_id{encoder_folder})
 
 # one domain's classifier
-tokenizer = AutoTokenizer.from_pretrained(repo_id, subfolder=f"{classifier}")
-model = AutoModelForSequenceClassification.from_pretrained(repo_id, subfolder=f"{classifier}")
+tokenizer = AutoTokenizer.from_pretrained(repo_id, subfolder={classifier})
+model = AutoModelForSequenceClassification.from_pretrained(repo_id, subfolder={classifier})
 classify = pipeline("text-classification", model=model, tokenizer=tokenizer)
 {call}
 ```{expected}

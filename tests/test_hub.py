@@ -164,6 +164,21 @@ def test_dry_run_folder_loads_without_hrkd_trainer(hrkd_run, tmp_path):
         assert report["domains"][domain]["accuracy"] == pytest.approx(results["student"]["accuracy"][domain])
 
 
+def test_per_domain_students_publish_and_load(tmp_path, bert_teacher_dir):
+    """TinyBERT-KD (one student per domain): every domain's own model loads through the card's routes."""
+    run = tmp_path / "run"
+    run_amazon(tmp_path, bert_teacher_dir, run, "--method", "tinybert", "--teacher_type", "mtl")
+    staged = stage_run(str(run), str(tmp_path / "stage"), "me/experts")
+    results = read_results(str(run))
+    assert "hrkd_experts.json" in staged.files and "config.json" not in staged.files  # no shared encoder
+    assert {f"{d}/{d}/model.safetensors" for d in results["domains"]} <= set(staged.files)
+    check = subprocess.run(
+        [sys.executable, os.path.join(HERE, "check_export.py"), str(tmp_path / "stage"), str(run / PREDICTIONS_FILE)],
+        capture_output=True, text=True, timeout=300, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""},
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def test_unfinished_runs_are_refused(tmp_path, hrkd_run):
     with pytest.raises(PublishError, match="run directory not found"):
         read_results(str(tmp_path / "nope"))
