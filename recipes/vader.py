@@ -29,7 +29,9 @@ def load_data(recipe):
 
 def main(argv=None):
     recipe, config = parse_recipe_args(argv, default_config=DEFAULT_CONFIG)
-    return run_recipe(recipe, config, load_data, default_teacher_init=offline_minilm_path, data_source=VADER_SOURCE)
+    return run_recipe(
+        recipe, config, load_data, default_teacher_init=offline_minilm_path, data_source=VADER_SOURCE
+    )
 
 
 if __name__ == "__main__":
