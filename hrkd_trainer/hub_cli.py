@@ -13,7 +13,6 @@ from .hub import PublishError, publish_run, stage_run
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hub_upload.py",
         description="Publish a finished hrkd-trainer run's student (never the teacher) on the Hugging Face Hub.",
     )
     parser.add_argument("run_dir", help="the run's --output_dir (holds student/ and results.json)")

@@ -311,3 +311,13 @@ def test_trainer_push_to_hub_publishes_the_student_with_a_card(tmp_path, tokeniz
         if result.metric_type == "accuracy":
             assert result.metric_value == pytest.approx(metrics[f"eval_{result.dataset_config}_accuracy"])
             assert result.metric_value == results["student"]["accuracy"][result.dataset_config]
+
+
+def test_console_script_is_installed():
+    from importlib.metadata import entry_points
+
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "hrkd-hub-upload"]
+    assert script.value == "hrkd_trainer.hub_cli:main"
+    command = os.path.join(os.path.dirname(sys.executable), "hrkd-hub-upload")
+    done = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--repo-id" in done.stdout and "--dry-run" in done.stdout
