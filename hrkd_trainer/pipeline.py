@@ -32,10 +32,11 @@ from .baselines import (
 from .collate import MultiDomainCollator, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments, derive_arguments
 from .data.common import DataSource, domain_names, label_names, per_domain_head, select_domains
-from .hub import PREDICTIONS_FILE, hub_id_of
+from .hub import PREDICTIONS_FILE
 from .lora import LoraSettings
 from .meta_trainers import MetaDistillConfig, MetaTeacherConfig
 from .metakd import DomainCorruption, encoder_prototype_scores
+from .model_card import hub_id_of
 from .modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi_domain
 from .trainer import HRKDTrainer
 
@@ -385,7 +386,7 @@ def write_test_predictions(
     path: str, test: Dataset, predictions: dict[str, list[int]], labels: Sequence[str], max_length: int
 ) -> None:
     """The student's test predictions with their inputs, per domain, so that any export can be checked
-    against the run's own evaluation (``hub_upload.py --check``)."""
+    against the run's own evaluation (``tests/check_export.py``)."""
     domain_of = test["domain"]
     names = test.features["domain"].names
     columns = [c for c in ("text", "text_pair") if c in test.column_names]

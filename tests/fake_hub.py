@@ -125,10 +125,14 @@ class FakeHub:
         namespace = repo_id.split("/")[0]
         return user is not None and namespace in [user["name"], *(o["name"] for o in user.get("orgs", []))]
 
-    def _repo(self, user, repo_id: str):
+    def _repo(self, user, repo_id: str, write: bool = False):
+        """``(repo, None)`` or ``(None, error response)``: unknown (or private to others) → 404, no write
+        access when ``write`` → 403."""
         repo = self.repos.get(repo_id)
         if repo is None or (repo["private"] and not self._may_write(user, repo_id)):
             return None, (404, {"error": "Repository not found"})
+        if write and not self._may_write(user, repo_id):
+            return None, (403, {"error": "You don't have write access to this repo"})
         return repo, None
 
     # ------------------------------------------------------------------ routes
@@ -165,11 +169,9 @@ class FakeHub:
         return 200, {"errors": [], "warnings": []}
 
     def _preupload(self, user, body, repo, rev):
-        found, error = self._repo(user, repo)
+        found, error = self._repo(user, repo, write=True)
         if error:
             return error
-        if not self._may_write(user, repo):
-            return 403, {"error": "You don't have write access to this repo"}
         current = found["branches"].get(rev, {})
         files = []
         for item in json.loads(body)["files"]:
@@ -209,11 +211,9 @@ class FakeHub:
         return 200, {}
 
     def _commit(self, user, body, repo, rev):
-        found, error = self._repo(user, repo)
+        found, error = self._repo(user, repo, write=True)
         if error:
             return error
-        if not self._may_write(user, repo):
-            return 403, {"error": "You don't have write access to this repo"}
         if rev not in found["branches"]:
             return 404, {"error": f"Invalid rev id: {rev}"}
         files = dict(found["branches"][rev])
@@ -243,11 +243,9 @@ class FakeHub:
         return 200, {"commitUrl": f"{self.endpoint}/{repo}/commit/{oid}", "commitOid": oid, "success": True}
 
     def _branch(self, user, body, repo, rev):
-        found, error = self._repo(user, repo)
+        found, error = self._repo(user, repo, write=True)
         if error:
             return error
-        if not self._may_write(user, repo):
-            return 403, {"error": "You don't have write access to this repo"}
         if rev in found["branches"]:
             return 409, {"error": "Reference already exists"}
         start = (json.loads(body) if body else {}).get("startingPoint") or "main"
