@@ -56,8 +56,8 @@ class FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
+            def log_message(self, *args):
+                """Silence the per-request access log (the tests read ``hub.requests`` instead)."""
 
             def do_GET(self):
                 hub._dispatch(self, "GET")
