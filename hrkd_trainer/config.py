@@ -4,14 +4,30 @@ works too, and both parse with ``HfArgumentParser`` from CLI flags or a YAML fil
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
 
 DISTILL_LOSSES = ("embedding", "attention", "hidden", "prediction")
 RELATIONAL_MODES = ("off", "frozen", "learned")
 DOMAIN_SAMPLING = ("every-domain", "one-domain", "pooled")
 RELATIONAL_ABLATIONS = ("self_attention", "compare_aggregate", "hierarchy", "domain_relation")
+
+
+def launched_without_accelerator() -> bool:
+    """True in one of several processes started by ``accelerate launch`` / ``torchrun`` (``WORLD_SIZE``
+    > 1) on a machine without a GPU or other accelerator."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return not accelerator.is_available()
+    return not torch.cuda.is_available()
 
 
 @dataclass
@@ -73,6 +89,11 @@ class MultiDomainArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if not self.use_cpu and launched_without_accelerator():
+            # transformers only sets up CPU data parallelism (gloo) with use_cpu=True; without it, each of
+            # the N launched processes would silently train alone on the whole data
+            logger.info("no GPU found under a multi-process launch: use_cpu=True (gloo data parallelism)")
+            self.use_cpu = True
         super().__post_init__()
         if self.per_domain_train_batch_size < 1:
             raise ValueError(

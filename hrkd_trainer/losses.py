@@ -113,15 +113,22 @@ def soft_cross_entropy_rows(
     return RowLoss(total, torch.ones_like(total))
 
 
+def per_domain_sums(
+    rows: RowLoss, domain_ids: torch.Tensor, num_domains: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-domain numerators and denominators ``(D,)``, ``(D,)`` of :func:`per_domain_mean`, which
+    can be summed over processes before the division (the mean over the global batch)."""
+    total = torch.zeros(num_domains, dtype=rows.total.dtype, device=rows.total.device)
+    count = torch.zeros_like(total)
+    return total.index_add(0, domain_ids, rows.total), count.index_add(0, domain_ids, rows.count)
+
+
 def per_domain_mean(rows: RowLoss, domain_ids: torch.Tensor, num_domains: int) -> torch.Tensor:
     """Average per-example partial sums within each domain → tensor ``(D,)``.
 
     A domain absent from the batch gets 0 (it contributes nothing to the step).
     """
-    total = torch.zeros(num_domains, dtype=rows.total.dtype, device=rows.total.device)
-    count = torch.zeros_like(total)
-    total = total.index_add(0, domain_ids, rows.total)
-    count = count.index_add(0, domain_ids, rows.count)
+    total, count = per_domain_sums(rows, domain_ids, num_domains)
     return total / count.clamp_min(1.0)
 
 

@@ -22,13 +22,14 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from .collate import MultiDomainCollator, check_token_alignment
 from .config import HRKDConfig, MultiDomainArguments
 from .distill_model import DistillationModel, HiddenProjections
+from .distributed import global_sum
 from .layer_map import parse_layer_map
 from .losses import (
     attention_mse_rows,
     hidden_mse_rows,
     hrkd_loss,
     multi_domain_kd_loss,
-    per_domain_mean,
+    per_domain_sums,
     soft_cross_entropy_rows,
 )
 from .metrics import accuracy_metrics, average_over_domains
@@ -106,8 +107,16 @@ class MultiDomainTrainer(Trainer):
     ):
         if args is None:
             raise ValueError("MultiDomainTrainer needs args (MultiDomainArguments or HRKDConfig)")
-        if data_collator is None and processing_class is not None:
+        if data_collator is None and processing_class is None:
+            raise ValueError(
+                "MultiDomainTrainer needs processing_class=<the student's tokenizer> (batches are padded "
+                "with its pad token) or a data_collator such as hrkd_trainer.MultiDomainCollator(pad_token_id)"
+            )
+        if data_collator is None:
             data_collator = default_collator(args, processing_class)
+        if args.ddp_find_unused_parameters is None:
+            # DDP's search for unused parameters costs a graph traversal per step: only when needed
+            args.ddp_find_unused_parameters = not self.every_parameter_gets_gradient(args)
         super().__init__(
             model=model,
             args=args,
@@ -123,6 +132,11 @@ class MultiDomainTrainer(Trainer):
             self._check_train_dataset(self.train_dataset)
 
     # ------------------------------------------------------------------ helpers
+    def every_parameter_gets_gradient(self, args: MultiDomainArguments) -> bool:
+        """Whether every trainable parameter gets a gradient in every step (then DDP needs no search
+        for unused parameters): only when every step holds every domain, so every head is used."""
+        return args.domain_sampling == "every-domain"
+
     @property
     def student(self) -> MultiDomainModel:
         """The multi-domain model being trained (the student when distilling)."""
@@ -319,9 +333,6 @@ class HRKDTrainer(MultiDomainTrainer):
         self.layer_map = parse_layer_map(
             args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers
         )
-        if not args.uses("prediction") and args.ddp_find_unused_parameters is None:
-            # without the prediction loss the heads (and BERT's pooler) get no gradient: let DDP allow it
-            args.ddp_find_unused_parameters = True
         capture_attention = args.uses("attention")
         if capture_attention:
             if (
@@ -364,8 +375,17 @@ class HRKDTrainer(MultiDomainTrainer):
         self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
         self._teacher = teacher_model  # unwrapped, for capture set-up
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._component_window: list[torch.Tensor] = []
         self._ratio_window: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []
         self._step_seeds = StepSeeds(args.seed)
+
+    def every_parameter_gets_gradient(self, args: HRKDConfig) -> bool:
+        """Without the prediction loss the heads (and BERT's pooler) get no gradient, without the
+        embedding or hidden loss some projections get none (unless the relational module reads them),
+        and an ablated relational module in ``learned`` mode leaves some of its parameters unused."""
+        all_losses = all(args.uses(loss) for loss in ("embedding", "hidden", "prediction"))
+        relational_complete = args.relational_mode != "learned" or not args.relational_ablations
+        return super().every_parameter_gets_gradient(args) and all_losses and relational_complete
 
     def _extra_training_modules(self, args, student, teacher) -> dict:
         """Further ``DistillationModel`` arguments of subclasses (meta-distillation's domain module)."""
@@ -499,36 +519,66 @@ class HRKDTrainer(MultiDomainTrainer):
         return rows
 
     def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
-        """Per-domain losses: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D), ``pred`` (D,) (zeros when off)."""
+        """Per-domain losses over the *global* batch: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D),
+        ``pred`` (D,) (zeros when off).
+
+        Each process sums its rows per domain; the sums of every component are added up over the
+        processes in one all-reduce (:func:`~hrkd_trainer.distributed.global_sum`) before the division,
+        so N processes compute exactly the loss (and, after DDP's averaging, the gradient) of one process
+        on the same global batch, also when the processes' batches hold different numbers of tokens.
+        """
         domain_ids = inputs["domain_ids"]
         num_domains = self.student.num_domains
+        layered = ("attn", "hidn")
+        rows = {
+            key: value if key in layered else [value]
+            for key, value in self.component_rows(student, teacher, inputs).items()
+            if value is not None
+        }
+        means = {}
+        if rows:
+            sums = [per_domain_sums(r, domain_ids, num_domains) for parts in rows.values() for r in parts]
+            totals = global_sum(torch.stack([total for total, _ in sums]))  # (R, D)
+            counts = global_sum(torch.stack([count for _, count in sums]).detach())
+            split = (totals / counts.clamp_min(1.0)).split([len(parts) for parts in rows.values()])
+            means = dict(zip(rows, split))
         layers = len(self.layer_map.pairs)
         out = {}
-        for key, rows in self.component_rows(student, teacher, inputs).items():
-            layered = key in ("attn", "hidn")
-            if rows is None:
-                shape = (layers, num_domains) if layered else (num_domains,)
-                out[key] = torch.zeros(shape, device=domain_ids.device)
-            elif layered:
-                out[key] = torch.stack([per_domain_mean(r, domain_ids, num_domains) for r in rows])
+        for key in ("embd", "attn", "hidn", "pred"):
+            if key in means:
+                out[key] = means[key] if key in layered else means[key][0]
             else:
-                out[key] = per_domain_mean(rows, domain_ids, num_domains)
+                shape = (layers, num_domains) if key in layered else (num_domains,)
+                out[key] = torch.zeros(shape, device=domain_ids.device)
         return out
 
     # ------------------------------------------------------------------ logging
     def _record(self, components: dict[str, torch.Tensor], student=None) -> None:
-        """Buffer this step's per-domain components (layers summed), ratios and similarity ratios;
-        ``log`` averages the window."""
-        kinds = [(key, loss) for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
-        rows = torch.stack([
-            components[key].sum(0) if components[key].dim() == 2 else components[key] for key, _ in kinds
-        ]).detach().float().cpu().tolist()  # fmt: skip
-        for (key, _), values in zip(kinds, rows):
-            for domain, value in zip(self.student.domains, values):
-                self._metrics[f"{key}_loss/{domain}"].append(value)
-        if student is not None and student.ratios is not None:  # kept on device: no sync per step
+        """Buffer this step's per-domain components (layers summed), ratios and similarity ratios on
+        the device (no host synchronisation per step); ``log`` averages the window."""
+        kinds = [key for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
+        if kinds:
+            self._component_window.append(
+                torch.stack(
+                    [components[k].sum(0) if components[k].dim() == 2 else components[k] for k in kinds]
+                )
+                .detach()
+                .float()
+            )  # (K, D)
+        if student is not None and student.ratios is not None:
             similarity = tuple(a.detach().float() for a in student.similarity or ())
             self._ratio_window.append((student.ratios.detach().float(), similarity))
+
+    def _component_logs(self) -> dict[str, float]:
+        """Window means of the per-domain components: one transfer to the host per logging step."""
+        kinds = [key for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
+        means = torch.stack(self._component_window).mean(0).cpu().tolist()
+        self._component_window.clear()
+        return {
+            f"{key}_loss/{domain}": value
+            for key, row in zip(kinds, means)
+            for domain, value in zip(self.student.domains, row)
+        }
 
     def _ratio_logs(self) -> dict[str, float]:
         """Window means of the ratios, their normalised entropy and the similarity ratios."""
@@ -544,12 +594,14 @@ class HRKDTrainer(MultiDomainTrainer):
         return logs
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._metrics and not any(key.startswith("eval_") for key in logs):
+        if not any(key.startswith("eval_") for key in logs):
             extra = {key: window_mean(v) for key, v in self._metrics.items()}
+            self._metrics.clear()
+            if self._component_window:
+                extra.update(self._component_logs())
             if self._ratio_window:
                 extra.update(self._ratio_logs())
             logs = {**logs, **extra}
-            self._metrics.clear()
         super().log(logs, start_time)
 
     def ratio_history(self) -> list[dict]:

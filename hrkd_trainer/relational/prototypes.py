@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
+
+from ..distributed import global_sum
 
 
 def prototype_sums(
@@ -50,10 +51,9 @@ def global_domain_prototypes(
     """Eq. 6 for every position at once, over the *global* batch → ``(P, D, F)`` in fp32.
 
     Under multi-process training the per-domain sums and counts are summed over all processes
-    (one all-reduce for all positions), so every process gets the same prototypes whatever the number
-    of processes. The sum is reduced with ``torch.distributed.nn.functional.all_reduce``, whose
-    backward all-reduces the incoming gradients: after DDP averages the parameter gradients, the
-    student receives exactly the gradient of the mean loss over processes, prototypes included.
+    (one all-reduce for all positions, :func:`~hrkd_trainer.distributed.global_sum`), so every process
+    gets the same prototypes whatever the number of processes, and after DDP averages the parameter
+    gradients the student receives exactly the single-process gradient, prototypes included.
     """
     if token_mask is None:
         token_mask = torch.ones(states[0].shape[:2], device=states[0].device)
@@ -65,11 +65,6 @@ def global_domain_prototypes(
         .index_add(0, domain_ids, torch.einsum("nlf,nl->nf", position.float(), weights))
         for position in states
     ]
-    stacked = torch.stack(sums)  # (P, D, F)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        from torch.distributed.nn.functional import all_reduce
-
-        stacked = all_reduce(stacked)
-        counts = counts.detach().clone()
-        dist.all_reduce(counts)
+    stacked = global_sum(torch.stack(sums))  # (P, D, F), summed over processes
+    counts = global_sum(counts.detach())
     return stacked / counts.clamp_min(1.0)[None, :, None]
