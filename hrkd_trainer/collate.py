@@ -83,7 +83,7 @@ class MultiDomainCollator:
     """Pads a list of tokenised examples into tensors.
 
     Output keys: ``input_ids``, ``attention_mask``, (``token_type_ids``), ``labels``, ``domain_ids``,
-    (``instance_weights``, Meta-KD's prototype scores), and ``teacher_*`` counterparts when the teacher has its own tokenizer. With ``padding="longest"``
+    (``instance_weights``, Meta-KD's prototype scores), (``example_index``, for the teacher cache), and ``teacher_*`` counterparts when the teacher has its own tokenizer. With ``padding="longest"``
     the batch is padded to its longest row (rounded up to ``pad_to_multiple_of``); with
     ``"max_length"`` to ``max_length``.
     """
@@ -137,6 +137,8 @@ class MultiDomainCollator:
         if "labels" in features[0]:
             batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
         batch["domain_ids"] = torch.tensor([f["domain_ids"] for f in features], dtype=torch.long)
+        if "example_index" in features[0]:  # rows of the training set, for the teacher cache
+            batch["example_index"] = torch.tensor([f["example_index"] for f in features], dtype=torch.long)
         if "instance_weights" in features[0]:  # Meta-KD's prototype scores t_i
             batch["instance_weights"] = torch.tensor(
                 [f["instance_weights"] for f in features], dtype=torch.float

@@ -216,6 +216,29 @@ class HRKDConfig(MultiDomainArguments):
             "included, as the released code (then they depend on how much each batch is padded)."
         },
     )
+    teacher_cache: bool = field(
+        default=False,
+        metadata={
+            "help": "Cache the frozen teacher's outputs on disk before training (only the mapped layers, only real "
+            "tokens, --teacher_cache_dtype precision, memory-mapped) and read them instead of running the "
+            "teacher in every step. Rebuilt whenever the teacher, tokenizer, data or layer map change. "
+            "Needs --mask_padding (padded positions are not stored)."
+        },
+    )
+    teacher_cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where teacher caches live, one folder per key (default: $HRKD_CACHE/teacher_outputs, "
+            "i.e. ~/.cache/hrkd_trainer/teacher_outputs). Delete a folder to free its space."
+        },
+    )
+    teacher_cache_dtype: str = field(
+        default="float16",
+        metadata={
+            "help": "Storage precision of cached hidden states and attention scores (logits stay float32).",
+            "choices": ["float16", "bfloat16", "float32"],
+        },
+    )
     ratio_scale: str = field(
         default="mean",
         metadata={
@@ -269,6 +292,15 @@ class HRKDConfig(MultiDomainArguments):
             )
         if not self.distill_losses:
             raise ValueError("--distill_losses is empty: at least one distillation loss must be on")
+        if self.teacher_cache and not self.mask_padding:
+            raise ValueError(
+                "--teacher_cache stores the teacher's outputs at real tokens only, but --mask_padding false "
+                "makes the losses read padded positions too: turn one of them off"
+            )
+        if self.teacher_cache_dtype not in ("float16", "bfloat16", "float32"):
+            raise ValueError(
+                f"--teacher_cache_dtype must be float16, bfloat16 or float32, got {self.teacher_cache_dtype!r}"
+            )
         if self.temperature <= 0:
             raise ValueError(f"--temperature must be > 0, got {self.temperature}")
         if self.attention_head_reduction not in ("none", "mean"):

@@ -222,6 +222,11 @@ class MetaDistillTrainer(HRKDTrainer):
             raise ValueError("meta-distillation has no relational module: leave --relational_mode off")
         if "prediction" in args.distill_losses:
             raise ValueError("meta-distillation stage 1 has no prediction loss (stage 2 is separate)")
+        if args.teacher_cache:
+            raise ValueError(
+                "meta-distillation reads the teacher's last layer and its domain module in every step: "
+                "--teacher_cache is not supported for it"
+            )
         if len(model.domains) != 1:
             raise ValueError(f"meta-distillation trains one domain at a time, got {model.domains}")
         if args.transfer_loss_weight and teacher_corruption is None:

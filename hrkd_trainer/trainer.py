@@ -22,7 +22,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from .collate import MultiDomainCollator, check_token_alignment
 from .config import HRKDConfig, MultiDomainArguments
 from .distill_model import DistillationModel, HiddenProjections
-from .distributed import global_sum
+from .distributed import global_sum, prepare_teacher
 from .layer_map import parse_layer_map
 from .losses import (
     attention_mse_rows,
@@ -36,6 +36,7 @@ from .metrics import accuracy_metrics, average_over_domains
 from .modeling import MultiDomainModel
 from .relational import RelationalBalancer, normalised_entropy, ratio_kl_to_uniform
 from .sampling import DomainBatchSampler, MixedBatchSampler
+from .teacher_cache import CacheSpec, TeacherOutputCache, cache_key, default_cache_root, teacher_columns
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class MultiDomainTrainer(Trainer):
                 seed=seed,
             )
         loader = DataLoader(
-            self.train_dataset,
+            self._training_examples(),
             batch_sampler=self.domain_batch_sampler,
             collate_fn=self.data_collator,
             num_workers=self.args.dataloader_num_workers,
@@ -199,6 +200,10 @@ class MultiDomainTrainer(Trainer):
             and self.args.dataloader_num_workers > 0,
         )
         return self.accelerator.prepare(loader)
+
+    def _training_examples(self) -> Dataset:
+        """The dataset the training loader reads (subclasses may add columns)."""
+        return self.train_dataset
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(
@@ -370,9 +375,9 @@ class HRKDTrainer(MultiDomainTrainer):
         super().__init__(model=wrapped, args=args, **kwargs)
         if self.train_dataset is not None and any(args.uses(x) for x in ("embedding", "attention", "hidden")):
             check_token_alignment(self.train_dataset)
-        teacher_model.eval()
-        teacher_model.requires_grad_(False)
-        self.teacher_model = self.accelerator.prepare_model(teacher_model, evaluation_mode=True)
+        self.teacher_model = prepare_teacher(self.accelerator, teacher_model)
+        self._teacher_tokenizer = teacher_processing_class
+        self.teacher_cache: TeacherOutputCache | None = None
         self._teacher = teacher_model  # unwrapped, for capture set-up
         self._metrics: dict[str, list[float]] = defaultdict(list)
         self._component_window: list[torch.Tensor] = []
@@ -463,7 +468,7 @@ class HRKDTrainer(MultiDomainTrainer):
         if not model.training:  # evaluation / prediction: the plain student
             outputs = model(**student_inputs, labels=inputs.get("labels"))
             return (outputs.loss, outputs) if return_outputs else outputs.loss
-        teacher = self._teacher_forward(inputs)
+        teacher = self._teacher_outputs(inputs)
         args = self.args
         if args.relational:
             student_inputs["relational_seed"] = self._relational_seed()
@@ -478,6 +483,13 @@ class HRKDTrainer(MultiDomainTrainer):
                 loss = loss + args.ratio_entropy_weight * ratio_kl_to_uniform(student.ratios)
         self._record(components, student)
         return (loss, student) if return_outputs else loss
+
+    def _teacher_outputs(self, inputs):
+        """The teacher side of a training step: from the cache when it is on, else a teacher forward."""
+        if self.teacher_cache is not None and "example_index" in inputs:
+            length = inputs["attention_mask"].shape[1]
+            return self.teacher_cache.lookup(inputs["example_index"], length, inputs["attention_mask"].device)
+        return self._teacher_forward(inputs)
 
     def _teacher_forward(self, inputs):
         prefix = "teacher_" if "teacher_input_ids" in inputs else ""
@@ -616,9 +628,65 @@ class HRKDTrainer(MultiDomainTrainer):
         return history
 
     def train(self, *args, **kwargs):
+        if self.args.teacher_cache and self.teacher_cache is None:
+            self.teacher_cache = self.build_teacher_cache()
         output = super().train(*args, **kwargs)
         self.save_ratio_report(self.args.output_dir)
         return output
+
+    # ------------------------------------------------------------------ teacher cache
+    def teacher_cache_spec(self) -> CacheSpec:
+        """What the enabled losses read from the teacher: hidden states at position 0 (embedding loss)
+        and at the mapped teacher layers (hidden loss), scores of the mapped layers, logits."""
+        args, teacher_layers = self.args, tuple(self.layer_map.teacher_layers)
+        hidden = ((0,) if args.uses("embedding") else ()) + (teacher_layers if args.uses("hidden") else ())
+        return CacheSpec(
+            hidden_layers=tuple(sorted(set(hidden))),
+            attention_layers=teacher_layers if args.uses("attention") else (),
+            logits=args.uses("prediction"),
+            dtype=args.teacher_cache_dtype,
+        )
+
+    def _training_examples(self) -> Dataset:
+        dataset = super()._training_examples()
+        if self.teacher_cache is None:
+            return dataset
+        return dataset.add_column("example_index", list(range(len(dataset))))
+
+    def build_teacher_cache(self) -> TeacherOutputCache:
+        """Open the teacher cache of this teacher, data and layer map, building it if needed: one
+        teacher pass over the training set in batches of similar lengths (split over the processes)."""
+        if self.train_dataset is None:
+            raise ValueError("the teacher cache is built from the train_dataset, which is not set")
+        dataset, spec = self.train_dataset, self.teacher_cache_spec()
+        tokenizers = [t for t in (self.processing_class, self._teacher_tokenizer) if t is not None]
+        key = cache_key(self._teacher, dataset, spec, tokenizers)
+        ids = dataset[teacher_columns(dataset)[0]]
+        lengths = [len(x) for x in ids]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        size = self.args.per_domain_train_batch_size * self.student.num_domains
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+
+        def run_teacher(batch):
+            inputs = self._prepare_inputs(self.data_collator([dataset[i] for i in batch]))
+            return self._teacher_forward(inputs)
+
+        root = self.args.teacher_cache_dir or default_cache_root()
+        teacher = self._teacher
+        cache = TeacherOutputCache.build_or_open(
+            root, key, spec, lengths, run_teacher, batches,
+            hidden_size=teacher.hidden_size, heads=teacher.num_attention_heads, num_labels=teacher.num_labels,
+            process_index=self.accelerator.local_process_index,
+            num_processes=int(os.environ.get("LOCAL_WORLD_SIZE", self.accelerator.num_processes)),
+            is_main_process=self.accelerator.is_local_main_process,
+            wait_for_everyone=self.accelerator.wait_for_everyone,
+            description={"teacher": type(teacher.encoder).__name__, "examples": len(dataset)},
+        )  # fmt: skip
+        if len(cache) != len(dataset):
+            raise ValueError(
+                f"{cache.directory} holds {len(cache)} examples, the training set {len(dataset)}"
+            )
+        return cache
 
     def save_ratio_report(self, directory: str) -> None:
         """``ratio_history.json`` (ratios per logging step) and a ``ratios.png`` heatmap over training."""
