@@ -46,8 +46,11 @@ STORAGE_DTYPES["float32"] = (np.float32, torch.float32)
 
 
 def default_cache_root() -> Path:
-    """``$HRKD_CACHE/teacher_outputs`` (default ``~/.cache/hrkd_trainer/teacher_outputs``)."""
-    return Path(os.environ.get("HRKD_CACHE", Path.home() / ".cache" / "hrkd_trainer")) / "teacher_outputs"
+    """``$HRKD_CACHE/teacher_outputs`` (default ``~/.cache/hrkd_trainer/teacher_outputs``), next to the
+    data cache."""
+    from .data.vader import cache_dir
+
+    return cache_dir() / "teacher_outputs"
 
 
 @dataclass(frozen=True)
