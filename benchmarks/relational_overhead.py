@@ -28,7 +28,7 @@ from transformers import AutoTokenizer
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel, tokenize_multi_domain
 from hrkd_trainer.data import load_vader
 from hrkd_trainer.data.common import domain_names, label_names, per_domain_head
-from hrkd_trainer.pipeline import machine_description
+from hrkd_trainer.results import machine_description
 
 MODES = ("off", "frozen", "learned")
 

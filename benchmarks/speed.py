@@ -59,12 +59,13 @@ from hrkd_trainer import (
     MultiDomainTrainer,
     tokenize_multi_domain,
 )
+from hrkd_trainer.assets import offline_minilm_path
 from hrkd_trainer.capture import AttentionScoreCapture
 from hrkd_trainer.collate import MultiDomainCollator
 from hrkd_trainer.data import load_vader
 from hrkd_trainer.data.common import domain_names, label_names, per_domain_head
 from hrkd_trainer.layer_map import uniform_layer_map
-from hrkd_trainer.pipeline import machine_description, offline_minilm_path
+from hrkd_trainer.results import machine_description
 
 SIZES = {
     # the quick start's shapes: MiniLM-L6 teacher, its first 3 layers as the student

@@ -9,26 +9,34 @@ from .layer_map import LayerMap, parse_layer_map, uniform_layer_map
 from .lora import LoraSettings, add_lora, merge_lora
 from .meta_trainers import MetaDistillConfig, MetaDistillTrainer, MetaTeacherConfig, MetaTeacherTrainer
 from .modeling import DomainExperts, MultiDomainModel, MultiDomainOutput, load_multi_domain
+from .multi_domain_trainer import MultiDomainTrainer
 from .relational import RelationalBalancer
 from .sampling import DomainBatchSampler, MixedBatchSampler
-from .trainer import HRKDTrainer, MultiDomainTrainer
+from .trainer import HRKDTrainer
+from .vocabulary import Ablation, DistillLoss, DomainSampling, Method, RelationalMode, TeacherType
+from .weighting import LossWeighting, RelationalWeighting, UniformWeighting
 
 __version__ = "0.1.0"
 
 __all__ = [
     "TEACHER_TYPES",
+    "Ablation",
+    "DistillLoss",
     "DistillationModel",
     "DomainBatchSampler",
     "DomainExperts",
+    "DomainSampling",
     "HRKDConfig",
     "HRKDTrainer",
     "HiddenProjections",
     "LayerMap",
     "LoraSettings",
+    "LossWeighting",
     "MetaDistillConfig",
     "MetaDistillTrainer",
     "MetaTeacherConfig",
     "MetaTeacherTrainer",
+    "Method",
     "MixedBatchSampler",
     "MultiDomainArguments",
     "MultiDomainCollator",
@@ -37,6 +45,10 @@ __all__ = [
     "MultiDomainTrainer",
     "PublishError",
     "RelationalBalancer",
+    "RelationalMode",
+    "RelationalWeighting",
+    "TeacherType",
+    "UniformWeighting",
     "add_lora",
     "check_token_alignment",
     "distill_per_domain",

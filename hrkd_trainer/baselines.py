@@ -30,21 +30,22 @@ from dataclasses import dataclass
 import torch
 from datasets import Dataset
 
-from .config import HRKDConfig, MultiDomainArguments, derive_arguments
+from .config import HRKDConfig, MetaKDFields, MultiDomainArguments, derive_arguments
 from .lora import LoraSettings, add_lora, has_lora, merge_lora, trainable_parameters
 from .meta_trainers import MetaDistillConfig, MetaDistillTrainer, MetaTeacherConfig, MetaTeacherTrainer
 from .metakd import DomainCorruption
 from .modeling import DomainExperts, MultiDomainModel
-from .trainer import HRKDTrainer, MultiDomainTrainer
+from .multi_domain_trainer import MultiDomainTrainer
+from .trainer import HRKDTrainer
+from .vocabulary import TEACHER_SAMPLING, DistillLoss, DomainSampling, Method, TeacherType
 
 logger = logging.getLogger(__name__)
 
-TEACHER_TYPES = ("single", "mix", "mtl", "hrkd", "meta")
-PER_DOMAIN_METHODS = ("tinybert", "meta-distill")
+#: names of release 0.1 (the vocabulary's enums are the source)
+TEACHER_TYPES = tuple(TeacherType.values())
+PER_DOMAIN_METHODS = tuple(m.value for m in Method if m.per_domain)
 #: arguments of a one-domain run derived from multi-domain ones (no domain list, no fit domain)
 ONE_DOMAIN = {"domains": None, "fit_domain": None}
-#: batch sampling of each multi-domain teacher
-TEACHER_SAMPLING = {"mix": "pooled", "mtl": "one-domain", "hrkd": "every-domain", "meta": "pooled"}
 
 
 @dataclass
@@ -124,20 +125,20 @@ def train_teacher(
     tokenizer,
     output_dir: str,
     lora: LoraSettings | None = None,
-    meta: MetaTeacherConfig | None = None,
+    meta: MetaKDFields | None = None,
     seed: int | None = None,
 ) -> TrainedTeacher:
     """Train one of the paper's teachers from the pretrained encoder ``source`` and export it.
 
     ``args`` are the fine-tuning arguments; their ``domain_sampling`` is set per ``kind``. ``meta``
-    (for ``kind="meta"``) carries the meta-teacher's settings; its train data needs
+    (for ``kind="meta"``, any :class:`~hrkd_trainer.config.MetaKDFields`, e.g. a
+    :class:`MetaTeacherConfig`) carries the meta-teacher's settings; its train data needs
     ``instance_weights`` unless ``meta.instance_weights`` is False. With ``lora`` the encoder is
     fine-tuned through adapters, which are merged before export.
     """
-    if kind not in TEACHER_TYPES:
-        raise ValueError(f"teacher type must be one of {list(TEACHER_TYPES)}, got {kind!r}")
+    kind = TeacherType.parse(kind, "teacher type")
     seed = args.seed if seed is None else seed
-    if kind == "single":
+    if kind == TeacherType.SINGLE:
         experts, trainable = {}, 0
         for domain in data.domains:
             part = data.restrict(domain)
@@ -145,7 +146,7 @@ def train_teacher(
                 args, output_dir=os.path.join(args.output_dir, domain), **ONE_DOMAIN
             )
             teacher = train_teacher(
-                "hrkd",
+                TeacherType.HRKD,
                 source,
                 part,
                 domain_args,
@@ -161,18 +162,17 @@ def train_teacher(
         return TrainedTeacher(model, trainable)
 
     model = MultiDomainModel.from_encoder(
-        source, data.domains, data.labels, seed=seed, shared_head=kind in ("mix", "meta")
+        source, data.domains, data.labels, seed=seed, shared_head=kind in (TeacherType.MIX, TeacherType.META)
     )
     trainable = add_lora(model, lora) if lora else trainable_parameters(model)
     if lora:
         args = _lora_arguments(args)
-    if kind == "meta":
+    if kind == TeacherType.META:
         if meta is None:
-            raise ValueError("the meta-teacher needs its MetaTeacherConfig (meta=...)")
+            raise ValueError("the meta-teacher needs its Meta-KD settings (meta=MetaTeacherConfig(...))")
         meta_args = derive_arguments(
-            args, MetaTeacherConfig, domain_sampling="pooled", domain_loss_weight=meta.domain_loss_weight,
-            instance_weights=meta.instance_weights, corruption_dropout=meta.corruption_dropout,
-        )  # fmt: skip
+            args, MetaTeacherConfig, domain_sampling=DomainSampling.POOLED, **meta.meta_kd_values()
+        )
         trainer = fine_tune(model, data, meta_args, tokenizer, None, MetaTeacherTrainer)
     else:
         trainer = fine_tune(
@@ -184,7 +184,7 @@ def train_teacher(
         logger.info("merged %d LoRA layers into the teacher", merged)
     trainer.save_model(output_dir)
     corruption = None
-    if kind == "meta":
+    if kind == TeacherType.META:
         trainer.save_domain_corruption(output_dir)
         corruption = trainer.training_modules()["corruption"]
     return TrainedTeacher(model, trainable, corruption)
@@ -200,7 +200,7 @@ def distill_per_domain(
     output_dir: str,
     teacher_tokenizer=None,
     teacher_corruption: DomainCorruption | None = None,
-    meta: MetaDistillConfig | None = None,
+    meta: MetaKDFields | None = None,
     prediction_stage: dict | None = None,
 ) -> DomainExperts:
     """One student per domain, each distilled from the teacher's view of that domain only.
@@ -215,7 +215,8 @@ def distill_per_domain(
     ``new_student([domain])`` builds a fresh one-domain student. Exports to ``output_dir`` in the
     :class:`DomainExperts` layout and returns the students.
     """
-    if method not in PER_DOMAIN_METHODS:
+    method = Method.parse(method, "per-domain method")
+    if not method.per_domain:
         raise ValueError(f"per-domain method must be one of {list(PER_DOMAIN_METHODS)}, got {method!r}")
     if config.relational:
         raise ValueError(f"--method {method} trains one domain at a time: it has no relational module")
@@ -225,7 +226,7 @@ def distill_per_domain(
         domain_teacher = teacher.restrict([domain])
         student = new_student([domain])
         run_dir = os.path.join(config.output_dir, domain)
-        if method == "tinybert":
+        if method == Method.TINYBERT:
             args = derive_arguments(config, output_dir=run_dir, **ONE_DOMAIN)
             trainer = fine_tune(
                 student, part, args, tokenizer, None, HRKDTrainer,
@@ -234,7 +235,7 @@ def distill_per_domain(
         else:
             trainer = _meta_distill(
                 student, domain_teacher, part, config, tokenizer, teacher_tokenizer, run_dir,
-                teacher_corruption, index, meta or MetaDistillConfig(output_dir=run_dir), prediction_stage or {},
+                teacher_corruption, index, meta or MetaKDFields(), prediction_stage or {},
             )  # fmt: skip
         experts[domain] = trainer.student
     students = DomainExperts(experts, data.domains)
@@ -256,7 +257,7 @@ def _meta_distill(
     prediction,
 ):
     """Meta-distillation of one domain: stage 1 (intermediate layers, weighted), stage 2 (prediction)."""
-    intermediate = [loss for loss in config.distill_losses if loss != "prediction"]
+    intermediate = [loss for loss in config.distill_losses if loss != DistillLoss.PREDICTION]
     if not intermediate:
         raise ValueError("meta-distillation stage 1 needs at least one of embedding, attention, hidden")
     stage1_args = derive_arguments(
@@ -268,8 +269,7 @@ def _meta_distill(
         eval_strategy="no",  # stage 1 keeps its last state (the release evaluates nothing in stage 1)
         save_strategy="no",
         load_best_model_at_end=False,
-        transfer_loss_weight=meta.transfer_loss_weight,
-        instance_weights=meta.instance_weights,
+        **meta.meta_kd_values(),
     )
     stage1 = fine_tune(
         student, data, stage1_args, tokenizer, None, MetaDistillTrainer,
@@ -280,7 +280,7 @@ def _meta_distill(
         config,
         output_dir=os.path.join(run_dir, "stage2"),
         **ONE_DOMAIN,
-        distill_losses=["prediction"],
+        distill_losses=[DistillLoss.PREDICTION],
         **{k: v for k, v in prediction.items() if v is not None},
     )
     train = data.train.remove_columns([c for c in ("instance_weights",) if c in data.train.column_names])

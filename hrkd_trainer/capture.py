@@ -1,7 +1,7 @@
 """Capture of pre-softmax attention scores for the mapped layers only.
 
 TinyBERT and HRKD distil attention on the *scaled, masked, pre-softmax scores*
-``S = QKᵀ/√d_head + mask`` (reference-code.md §1.5), not on the probabilities that
+``S = QKᵀ/√d_head + mask`` (docs/design-choices.md, "Losses"), not on the probabilities that
 ``output_attentions=True`` returns. Two capture routes exist:
 
 * **attention interface** (BERT, RoBERTa, ELECTRA, ... every model whose attention dispatches through

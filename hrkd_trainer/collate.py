@@ -144,3 +144,24 @@ class MultiDomainCollator:
                 [f["instance_weights"] for f in features], dtype=torch.float
             )
         return batch
+
+
+#: batch columns the student model reads (labels aside); everything else is for the losses
+STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
+
+
+def student_inputs(batch: dict) -> dict:
+    """The student's model inputs of a collated batch (drops labels, teacher ids, instance weights,
+    cache indices and any other column the losses read)."""
+    return {key: batch[key] for key in STUDENT_INPUTS if key in batch}
+
+
+def teacher_inputs(batch: dict) -> dict:
+    """The teacher's model inputs: ``teacher_*`` columns when its tokenizer differs, else the student's."""
+    prefix = "teacher_" if "teacher_input_ids" in batch else ""
+    return {
+        "input_ids": batch[f"{prefix}input_ids"],
+        "attention_mask": batch[f"{prefix}attention_mask"],
+        "token_type_ids": batch.get(f"{prefix}token_type_ids"),
+        "domain_ids": batch["domain_ids"],
+    }

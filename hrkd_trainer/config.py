@@ -11,12 +11,77 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
+from .vocabulary import (
+    Ablation,
+    CacheDtype,
+    DistillLoss,
+    DomainSampling,
+    HeadReduction,
+    HiddenProjection,
+    Method,
+    Padding,
+    RatioScale,
+    RelationalMode,
+)
+
 logger = logging.getLogger(__name__)
 
-DISTILL_LOSSES = ("embedding", "attention", "hidden", "prediction")
-RELATIONAL_MODES = ("off", "frozen", "learned")
-DOMAIN_SAMPLING = ("every-domain", "one-domain", "pooled")
-RELATIONAL_ABLATIONS = ("self_attention", "compare_aggregate", "hierarchy", "domain_relation")
+#: names kept for code written against 0.1 (the enums are the source)
+DISTILL_LOSSES = tuple(DistillLoss.values())
+RELATIONAL_MODES = tuple(RelationalMode.values())
+DOMAIN_SAMPLING = tuple(DomainSampling.values())
+RELATIONAL_ABLATIONS = tuple(Ablation.values())
+
+#: ``--help`` groups: a field's entry in ``HELP_GROUPS``, else the ``help_group`` of the class that
+#: declares it (``TrainingArguments``' own flags: "Trainer")
+GROUP_MULTI_DOMAIN = "multi-domain training"
+GROUP_DISTILLATION = "distillation (HRKD §2.1, eq. 1-5)"
+GROUP_HRKD = "HRKD relational weighting (§2.2-2.3, eq. 6-17)"
+GROUP_CACHE = "teacher-output cache"
+GROUP_META = "Meta-KD (baseline)"
+HELP_GROUPS = {
+    **dict.fromkeys(
+        (
+            "relational_mode",
+            "relational_ablations",
+            "relational_learning_rate",
+            "relational_weight_decay",
+            "relational_heads",
+            "relational_hidden_size",
+            "relational_dropout",
+            "relational_graph_residual",
+            "prototype_mask_padding",
+            "ratio_scale",
+            "ratio_entropy_weight",
+            "ratio_gradient",
+        ),
+        GROUP_HRKD,
+    ),
+    **dict.fromkeys(("teacher_cache", "teacher_cache_dir", "teacher_cache_dtype"), GROUP_CACHE),
+}
+
+
+def option(default=dataclasses.MISSING, *, help: str, choices=None, **kw):
+    """A dataclass field with ``--help`` text and (for enums) the allowed values."""
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = choices.values() if isinstance(choices, type) else list(choices)
+    if "default_factory" in kw:
+        return field(default_factory=kw.pop("default_factory"), metadata=metadata, **kw)
+    return field(default=default, metadata=metadata, **kw)
+
+
+def check_range(flag: str, value, low=None, high=None, low_open=False, high_open=False) -> None:
+    """Raise a ``ValueError`` naming ``flag`` when ``value`` is outside [low, high] (or the open ends)."""
+    if value is None:
+        return
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+        raise ValueError(f"{flag} must be in {span}, got {value}")
 
 
 def launched_without_accelerator() -> bool:
@@ -38,54 +103,41 @@ class MultiDomainArguments(TrainingArguments):
     is ``per_domain_train_batch_size × number of domains``.
     """
 
-    per_domain_train_batch_size: int = field(
-        default=8,
-        metadata={
-            "help": "Examples of each domain per device per step (the paper: 32 per domain in total, "
-            "e.g. 8 per GPU on 4 GPUs). A step holds this many examples of every domain."
-        },
+    help_group = GROUP_MULTI_DOMAIN
+
+    per_domain_train_batch_size: int = option(
+        8,
+        help="Examples of each domain per device per step (the paper: 32 per domain in total, e.g. 8 per GPU "
+        "on 4 GPUs). A step holds this many examples of every domain.",
     )
-    domains: list[str] | None = field(
-        default=None,
-        metadata={"help": "Domains to train on, in domain-id order (default: all domains of the data)."},
+    domains: list[str] | None = option(
+        None, help="Domains to train on, in domain-id order (default: all domains of the data)."
     )
-    fit_domain: str | None = field(
-        default=None,
-        metadata={
-            "help": "Domain whose size sets the epoch length (default: the largest). Smaller domains are "
-            "cycled; larger ones are subsampled each epoch."
-        },
+    fit_domain: str | None = option(
+        None,
+        help="Domain whose size sets the epoch length (default: the largest). Smaller domains are cycled; "
+        "larger ones are subsampled each epoch.",
     )
-    domain_sampling: str = field(
-        default="every-domain",
-        metadata={
-            "help": "How training batches are drawn. 'every-domain' (HRKD §2.1): each step holds "
-            "--per_domain_train_batch_size examples of every domain. 'one-domain' (BERT_B-mtl, MT-DNN): each "
-            "step is a batch of --per_domain_train_batch_size examples of one domain, domains in proportion "
-            "to their size. 'pooled' (BERT_B-mix, meta-teacher): batches of that size from all domains "
-            "shuffled together.",
-            "choices": list(DOMAIN_SAMPLING),
-        },
+    domain_sampling: str = option(
+        DomainSampling.EVERY_DOMAIN,
+        help="How training batches are drawn. 'every-domain' (HRKD §2.1): each step holds "
+        "--per_domain_train_batch_size examples of every domain. 'one-domain' (BERT_B-mtl, MT-DNN): each step "
+        "is a batch of --per_domain_train_batch_size examples of one domain, domains in proportion to their "
+        "size. 'pooled' (BERT_B-mix, meta-teacher): batches of that size from all domains shuffled together.",
+        choices=DomainSampling,
     )
-    max_length: int = field(
-        default=128, metadata={"help": "Maximum tokens per example (longer inputs are truncated)."}
+    max_length: int = option(128, help="Maximum tokens per example (longer inputs are truncated).")
+    padding: str = option(
+        Padding.LONGEST,
+        help="'longest': pad each batch to its longest example (dynamic padding, fast); 'max_length': pad "
+        "everything to --max_length, as the released HRKD code does.",
+        choices=Padding,
     )
-    padding: str = field(
-        default="longest",
-        metadata={
-            "help": "'longest': pad each batch to its longest example (dynamic padding, fast); "
-            "'max_length': pad everything to --max_length, as the released HRKD code does.",
-            "choices": ["longest", "max_length"],
-        },
+    pad_to_multiple_of: int | None = option(
+        None, help="Round padded lengths up to a multiple of this (e.g. 8 on GPUs)."
     )
-    pad_to_multiple_of: int | None = field(
-        default=None, metadata={"help": "Round padded lengths up to a multiple of this (e.g. 8 on GPUs)."}
-    )
-    remove_unused_columns: bool = field(
-        default=False,
-        metadata={
-            "help": "Kept False: the multi-domain collator needs the domain ids the model does not name."
-        },
+    remove_unused_columns: bool = option(
+        False, help="Kept False: the multi-domain collator needs the domain ids the model does not name."
     )
 
     def __post_init__(self):
@@ -95,221 +147,163 @@ class MultiDomainArguments(TrainingArguments):
             logger.info("no GPU found under a multi-process launch: use_cpu=True (gloo data parallelism)")
             self.use_cpu = True
         super().__post_init__()
-        if self.per_domain_train_batch_size < 1:
-            raise ValueError(
-                f"--per_domain_train_batch_size must be >= 1, got {self.per_domain_train_batch_size}"
-            )
-        if self.domain_sampling not in DOMAIN_SAMPLING:
-            raise ValueError(
-                f"--domain_sampling must be one of {list(DOMAIN_SAMPLING)}, got {self.domain_sampling!r}"
-            )
-        if self.padding not in ("longest", "max_length"):
-            raise ValueError(f"--padding must be 'longest' or 'max_length', got {self.padding!r}")
-        if self.max_length < 2:
-            raise ValueError(f"--max_length must be >= 2, got {self.max_length}")
+        check_range("--per_domain_train_batch_size", self.per_domain_train_batch_size, low=1)
+        self.domain_sampling = DomainSampling.parse(self.domain_sampling, "--domain_sampling")
+        self.padding = Padding.parse(self.padding, "--padding")
+        check_range("--max_length", self.max_length, low=2)
         if self.fit_domain and self.domains and self.fit_domain not in self.domains:
             raise ValueError(f"--fit_domain {self.fit_domain!r} is not one of --domains {self.domains}")
 
 
 @dataclass
 class HRKDConfig(MultiDomainArguments):
-    """Distillation settings (HRKD §2.1, eq. 1-5). Defaults follow the paper (§3.3) and the release."""
+    """Distillation settings (HRKD §2.1, eq. 1-5, and the relational weighting of §2.2-2.3).
+    Defaults follow the paper (§3.3) and the release."""
 
-    temperature: float = field(
-        default=1.0, metadata={"help": "Softmax temperature t of the prediction loss (eq. 2). Paper: 1."}
+    help_group = GROUP_DISTILLATION
+
+    temperature: float = option(1.0, help="Softmax temperature t of the prediction loss (eq. 2). Paper: 1.")
+    pred_loss_weight: float = option(
+        1.0,
+        help="γ, the weight of the prediction loss (eq. 5). Paper: 1. The released code averages the soft "
+        "cross-entropy over classes too; γ = 1/C reproduces that scale.",
     )
-    pred_loss_weight: float = field(
-        default=1.0,
-        metadata={
-            "help": "γ, the weight of the prediction loss (eq. 5). Paper: 1. The released code averages the "
-            "soft cross-entropy over classes too; γ = 1/C reproduces that scale."
-        },
+    distill_losses: list[str] = option(
+        help="Which losses are on: any of embedding (eq. 1), attention (eq. 3), hidden (eq. 4), prediction "
+        "(eq. 2).",
+        choices=DistillLoss,
+        default_factory=lambda: DistillLoss.values(),
     )
-    distill_losses: list[str] = field(
-        default_factory=lambda: list(DISTILL_LOSSES),
-        metadata={
-            "help": "Which losses are on: any of embedding (eq. 1), attention (eq. 3), hidden (eq. 4), "
-            "prediction (eq. 2)."
-        },
+    layer_map: str = option(
+        "uniform",
+        help="Student→teacher layer map: 'uniform' (student layer m ← teacher layer m·N/M, as TinyBERT/HRKD) "
+        "or explicit 1-based pairs such as '1:3,2:6,3:9,4:12'.",
     )
-    layer_map: str = field(
-        default="uniform",
-        metadata={
-            "help": "Student→teacher layer map: 'uniform' (student layer m ← teacher layer m·N/M, as "
-            "TinyBERT/HRKD) or explicit 1-based pairs such as '1:3,2:6,3:9,4:12'."
-        },
+    mask_padding: bool = option(
+        True,
+        help="Average token-level losses over real tokens only. False averages over every padded position as "
+        "the released code does (then use --padding max_length to match it exactly).",
     )
-    mask_padding: bool = field(
-        default=True,
-        metadata={
-            "help": "Average token-level losses over real tokens only. False averages over every padded "
-            "position as the released code does (then use --padding max_length to match it exactly)."
-        },
+    attention_head_reduction: str = option(
+        HeadReduction.NONE,
+        help="'none': match attention head by head (head counts must be equal); 'mean': compare head-averaged "
+        "scores, which allows different head counts.",
+        choices=HeadReduction,
     )
-    attention_head_reduction: str = field(
-        default="none",
-        metadata={
-            "help": "'none': match attention head by head (head counts must be equal); 'mean': compare "
-            "head-averaged scores, which allows different head counts.",
-            "choices": ["none", "mean"],
-        },
-    )
-    hidden_projection: str = field(
-        default="auto",
-        metadata={
-            "help": "Projections W^embd, W^hidn_m from student to teacher width: 'linear' (learned, one per "
-            "position, as the paper), 'identity' (widths must match), or 'auto' (identity when the widths "
-            "match, else linear).",
-            "choices": ["auto", "linear", "identity"],
-        },
+    hidden_projection: str = option(
+        HiddenProjection.AUTO,
+        help="Projections W^embd, W^hidn_m from student to teacher width: 'linear' (learned, one per position, "
+        "as the paper), 'identity' (widths must match), or 'auto' (identity when the widths match, else "
+        "linear).",
+        choices=HiddenProjection,
     )
 
     # ---- HRKD's relational module (§2.2-2.3, eq. 6-17)
-    relational_mode: str = field(
-        default="off",
-        metadata={
-            "help": "'off': uniform domain weights (eq. 5, multi-domain KD). 'frozen': HRKD ratios (eq. 17) from "
-            "a relational module that stays at its random initialisation, as the released code (its "
-            "gradient still reaches the student through the ratios). 'learned': the module is trained too, "
-            "in its own optimizer group (--relational_learning_rate, --relational_weight_decay).",
-            "choices": list(RELATIONAL_MODES),
-        },
+    relational_mode: str = option(
+        RelationalMode.OFF,
+        help="'off': uniform domain weights (eq. 5, multi-domain KD). 'frozen': HRKD ratios (eq. 17) from a "
+        "relational module that stays at its random initialisation, as the released code (its gradient still "
+        "reaches the student through the ratios). 'learned': the module is trained too, in its own optimizer "
+        "group (--relational_learning_rate, --relational_weight_decay). The recipes' default: frozen with "
+        "--method hrkd, off otherwise.",
+        choices=RelationalMode,
     )
-    relational_ablations: list[str] = field(
+    relational_ablations: list[str] = option(
+        help="Table 4's ablations, any of: self_attention (RP_m = own prototype), compare_aggregate (graph "
+        "input = mean of positions 0..m), hierarchy (graph input = position m only), domain_relation (uniform "
+        "ratios at the same loss scale).",
+        choices=Ablation,
         default_factory=list,
-        metadata={
-            "help": "Table 4's ablations, any of: self_attention (RP_m = own prototype), compare_aggregate "
-            "(graph input = mean of positions 0..m), hierarchy (graph input = position m only), "
-            "domain_relation (uniform ratios at the same loss scale)."
-        },
     )
-    relational_learning_rate: float = field(
-        default=1e-3,
-        metadata={
-            "help": "Learning rate of the relational module in 'learned' mode (chosen on VADER dev: at 1e-4 the module barely moves from its initialisation)."
-        },
+    relational_learning_rate: float = option(
+        1e-3,
+        help="Learning rate of the relational module in 'learned' mode (chosen on VADER dev: at 1e-4 the "
+        "module barely moves from its initialisation).",
     )
-    relational_weight_decay: float = field(
-        default=0.0, metadata={"help": "Weight decay of the relational module in 'learned' mode."}
+    relational_weight_decay: float = option(
+        0.0, help="Weight decay of the relational module in 'learned' mode."
     )
-    relational_heads: int = field(
-        default=8, metadata={"help": "K, heads of the first graph layer (eq. 9). Release: 8."}
+    relational_heads: int = option(8, help="K, heads of the first graph layer (eq. 9). Release: 8.")
+    relational_hidden_size: int | None = option(
+        None,
+        help="F', features per graph head (default: the prototype width, as the release).",
     )
-    relational_hidden_size: int | None = field(
-        default=None,
-        metadata={"help": "F', features per graph head (default: the prototype width, as the release)."},
+    relational_dropout: float = option(
+        0.1, help="Dropout on graph nodes and attention coefficients (release: 0.1)."
     )
-    relational_dropout: float = field(
-        default=0.1, metadata={"help": "Dropout on graph nodes and attention coefficients (release: 0.1)."}
+    relational_graph_residual: bool = option(
+        False,
+        help="Not in the paper: add each domain's own features to its GAT aggregate (both layers). Without it, "
+        "GATs on the complete domain graph give every domain the same output, so r = 1/D up to dropout.",
     )
-    relational_graph_residual: bool = field(
-        default=False,
-        metadata={
-            "help": "Not in the paper: add each domain's own features to its GAT aggregate (both layers). Without "
-            "it, GATs on the complete domain graph give every domain the same output, so r = 1/D up to dropout."
-        },
+    prototype_mask_padding: bool = option(
+        True,
+        help="Prototypes (eq. 6) average real tokens only. False averages every position, padding included, "
+        "as the released code (then they depend on how much each batch is padded).",
     )
-    prototype_mask_padding: bool = field(
-        default=True,
-        metadata={
-            "help": "Prototypes (eq. 6) average real tokens only. False averages every position, padding "
-            "included, as the released code (then they depend on how much each batch is padded)."
-        },
+    ratio_scale: str = option(
+        RatioScale.MEAN,
+        help="'mean': eq. 17 multiplied by D, so that uniform ratios give eq. 5 exactly (the same loss scale as "
+        "multi-domain KD); 'sum': eq. 17 as written (ratios sum to 1, γ/D on the prediction loss).",
+        choices=RatioScale,
     )
-    teacher_cache: bool = field(
-        default=False,
-        metadata={
-            "help": "Cache the frozen teacher's outputs on disk before training (only the mapped layers, only real "
-            "tokens, --teacher_cache_dtype precision, memory-mapped) and read them instead of running the "
-            "teacher in every step. Rebuilt whenever the teacher, tokenizer, data or layer map change. "
-            "Needs --mask_padding (padded positions are not stored)."
-        },
+    ratio_entropy_weight: float = option(
+        0.0,
+        help="λ ≥ 0: add λ·Σ_m KL(r_m ‖ uniform) to the loss, which keeps learned ratios from collapsing onto "
+        "the lowest-loss domain.",
     )
-    teacher_cache_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Where teacher caches live, one folder per key (default: $HRKD_CACHE/teacher_outputs, "
-            "i.e. ~/.cache/hrkd_trainer/teacher_outputs). Delete a folder to free its space."
-        },
+    ratio_gradient: bool = option(
+        True,
+        help="Let eq. 17's gradient reach the student through the ratios (prototypes → graphs), as the released "
+        "code does. False detaches the prototypes: the student only sees the ratios as weights.",
     )
-    teacher_cache_dtype: str = field(
-        default="float16",
-        metadata={
-            "help": "Storage precision of cached hidden states and attention scores (logits stay float32).",
-            "choices": ["float16", "bfloat16", "float32"],
-        },
+
+    # ---- the teacher-output cache
+    teacher_cache: bool = option(
+        False,
+        help="Cache the frozen teacher's outputs on disk before training (only the mapped layers, only real "
+        "tokens, --teacher_cache_dtype precision, memory-mapped) and read them instead of running the teacher "
+        "in every step. Rebuilt whenever the teacher, tokenizer, data or layer map change. Needs "
+        "--mask_padding (padded positions are not stored).",
     )
-    ratio_scale: str = field(
-        default="mean",
-        metadata={
-            "help": "'mean': eq. 17 multiplied by D, so that uniform ratios give eq. 5 exactly (the same loss "
-            "scale as multi-domain KD); 'sum': eq. 17 as written (ratios sum to 1, γ/D on the prediction loss).",
-            "choices": ["mean", "sum"],
-        },
+    teacher_cache_dir: str | None = option(
+        None,
+        help="Where teacher caches live, one folder per key (default: $HRKD_CACHE/teacher_outputs, i.e. "
+        "~/.cache/hrkd_trainer/teacher_outputs). Delete a folder to free its space.",
     )
-    ratio_entropy_weight: float = field(
-        default=0.0,
-        metadata={
-            "help": "λ ≥ 0: add λ·Σ_m KL(r_m ‖ uniform) to the loss, which keeps learned ratios from collapsing "
-            "onto the lowest-loss domain."
-        },
-    )
-    ratio_gradient: bool = field(
-        default=True,
-        metadata={
-            "help": "Let eq. 17's gradient reach the student through the ratios (prototypes → graphs), as the "
-            "released code does. False detaches the prototypes: the student only sees the ratios as weights."
-        },
+    teacher_cache_dtype: str = option(
+        CacheDtype.FLOAT16,
+        help="Storage precision of cached hidden states and attention scores (logits stay float32).",
+        choices=CacheDtype,
     )
 
     def __post_init__(self):
         super().__post_init__()
-        if self.relational_mode not in RELATIONAL_MODES:
-            raise ValueError(
-                f"--relational_mode must be one of {list(RELATIONAL_MODES)}, got {self.relational_mode!r}"
-            )
-        bad = [a for a in self.relational_ablations if a not in RELATIONAL_ABLATIONS]
-        if bad:
-            raise ValueError(
-                f"--relational_ablations: unknown ablation(s) {bad}; choose from {list(RELATIONAL_ABLATIONS)}"
-            )
-        if self.relational_ablations and self.relational_mode == "off":
+        self.distill_losses = DistillLoss.parse_list(self.distill_losses, "--distill_losses", "loss(es)")
+        if not self.distill_losses:
+            raise ValueError("--distill_losses is empty: at least one distillation loss must be on")
+        self.relational_mode = RelationalMode.parse(self.relational_mode, "--relational_mode")
+        self.relational_ablations = Ablation.parse_list(
+            self.relational_ablations, "--relational_ablations", "ablation(s)"
+        )
+        if self.relational_ablations and not self.relational:
             raise ValueError(
                 "--relational_ablations needs the relational module: set --relational_mode frozen or learned"
             )
-        if self.ratio_scale not in ("mean", "sum"):
-            raise ValueError(f"--ratio_scale must be 'mean' or 'sum', got {self.ratio_scale!r}")
-        if self.ratio_entropy_weight < 0:
-            raise ValueError(f"--ratio_entropy_weight must be >= 0, got {self.ratio_entropy_weight}")
-        if not 0.0 <= self.relational_dropout < 1.0:
-            raise ValueError(f"--relational_dropout must be in [0, 1), got {self.relational_dropout}")
-        if self.relational_heads < 1:
-            raise ValueError(f"--relational_heads must be >= 1, got {self.relational_heads}")
-        unknown = [name for name in self.distill_losses if name not in DISTILL_LOSSES]
-        if unknown:
-            raise ValueError(
-                f"--distill_losses: unknown loss(es) {unknown}; choose from {list(DISTILL_LOSSES)}"
-            )
-        if not self.distill_losses:
-            raise ValueError("--distill_losses is empty: at least one distillation loss must be on")
+        self.ratio_scale = RatioScale.parse(self.ratio_scale, "--ratio_scale")
+        self.attention_head_reduction = HeadReduction.parse(
+            self.attention_head_reduction, "--attention_head_reduction"
+        )
+        self.hidden_projection = HiddenProjection.parse(self.hidden_projection, "--hidden_projection")
+        self.teacher_cache_dtype = CacheDtype.parse(self.teacher_cache_dtype, "--teacher_cache_dtype")
+        check_range("--ratio_entropy_weight", self.ratio_entropy_weight, low=0)
+        check_range("--relational_dropout", self.relational_dropout, low=0.0, high=1.0, high_open=True)
+        check_range("--relational_heads", self.relational_heads, low=1)
+        check_range("--temperature", self.temperature, low=0, low_open=True)
         if self.teacher_cache and not self.mask_padding:
             raise ValueError(
                 "--teacher_cache stores the teacher's outputs at real tokens only, but --mask_padding false "
                 "makes the losses read padded positions too: turn one of them off"
-            )
-        if self.teacher_cache_dtype not in ("float16", "bfloat16", "float32"):
-            raise ValueError(
-                f"--teacher_cache_dtype must be float16, bfloat16 or float32, got {self.teacher_cache_dtype!r}"
-            )
-        if self.temperature <= 0:
-            raise ValueError(f"--temperature must be > 0, got {self.temperature}")
-        if self.attention_head_reduction not in ("none", "mean"):
-            raise ValueError(
-                f"--attention_head_reduction must be 'none' or 'mean', got {self.attention_head_reduction!r}"
-            )
-        if self.hidden_projection not in ("auto", "linear", "identity"):
-            raise ValueError(
-                f"--hidden_projection must be auto, linear or identity, got {self.hidden_projection!r}"
             )
 
     def uses(self, loss: str) -> bool:
@@ -318,7 +312,49 @@ class HRKDConfig(MultiDomainArguments):
     @property
     def relational(self) -> bool:
         """Whether eq. 17 (HRKD ratios) replaces eq. 5."""
-        return self.relational_mode != "off"
+        return self.relational_mode != RelationalMode.OFF
+
+    @property
+    def method_name(self) -> Method:
+        """The multi-domain method these settings make: ``hrkd`` with ratios, else ``multi-domain``."""
+        return Method.HRKD if self.relational else Method.MULTI_DOMAIN
+
+
+@dataclass
+class MetaKDFields:
+    """Meta-KD's settings (Pan et al., 2021), declared once: the meta-teacher and meta-distillation
+    configs inherit them, and the recipes expose each as ``--meta_<name>``."""
+
+    help_group = GROUP_META
+
+    domain_loss_weight: float = option(
+        0.5,
+        help="Meta-teacher: γ1, the weight of the domain-corruption loss (the release's --domain_loss_weight "
+        "0.5; its script never switched the loss on). 0 turns it off.",
+    )
+    transfer_loss_weight: float = option(
+        0.5,
+        help="Meta-distillation: γ2, the weight of the transferable-domain term (release: 0.5). 0 turns it off.",
+    )
+    instance_weights: bool = option(
+        True,
+        help="Weight examples by prototype scores: t_i for the meta-teacher, λ_i = (1 + t_i)·w_i (with the "
+        "teacher's domain expertise w_i) for meta-distillation. False gives every example weight 1.",
+    )
+    corruption_dropout: float = option(0.1, help="Meta-teacher: dropout of the domain-corruption branch.")
+
+    def check_meta_kd(self) -> None:
+        check_range("--domain_loss_weight", self.domain_loss_weight, low=0)
+        check_range("--transfer_loss_weight", self.transfer_loss_weight, low=0)
+        check_range("--corruption_dropout", self.corruption_dropout, low=0.0, high=1.0, high_open=True)
+
+    @staticmethod
+    def meta_kd_names() -> list[str]:
+        return [f.name for f in dataclasses.fields(MetaKDFields)]
+
+    def meta_kd_values(self) -> dict:
+        """The Meta-KD fields of this object, to pass on to another config (``derive_arguments``)."""
+        return {name: getattr(self, name) for name in self.meta_kd_names()}
 
 
 def derive_arguments(base: TrainingArguments, cls=None, **overrides):

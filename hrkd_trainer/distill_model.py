@@ -1,5 +1,5 @@
-"""The trainable side of distillation: the student, the projections W^embd, W^hidn_m and (HRKD)
-the relational balancer.
+"""The trainable side of distillation: the student, the projections W^embd, W^hidn_m and the loss
+weighting (HRKD: the relational balancer).
 
 ``DistillationModel`` is what ``HRKDTrainer`` trains (and what DDP wraps): the student and every
 training-only module, so that one forward produces everything the losses need (projected states,
@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from .modeling import MultiDomainModel
 from .relational import RelationalBalancer, global_domain_prototypes
+from .weighting import LossWeighting, RelationalWeighting, UniformWeighting
 
 TRAINING_STATE_CONFIG = "hrkd_training_state.json"
 TRAINING_STATE_WEIGHTS = "hrkd_training_state.safetensors"
@@ -87,11 +88,13 @@ class DistillationOutput(ModelOutput):
 
 
 class DistillationModel(nn.Module):
-    """Student + projections (+ relational balancer). In eval mode it is the plain student.
+    """Student + projections + loss weighting. In eval mode it is the plain student.
 
     Args:
-        relational: HRKD's :class:`RelationalBalancer` over positions ``(0, *student_layers)``, or None
-            (uniform weights, eq. 5).
+        weighting: the :class:`~hrkd_trainer.weighting.LossWeighting` of the losses; its ratios are
+            computed in this forward (so that DDP sees its parameters). Default: uniform (eq. 5).
+        relational: shorthand for ``weighting=RelationalWeighting(relational)``: HRKD's
+            :class:`RelationalBalancer` over positions ``(0, *student_layers)``.
         prototype_mask_padding: prototypes (eq. 6) over real tokens only (else every position).
         ratio_gradient: False detaches the prototypes, so that no gradient reaches the student
             through the ratios.
@@ -111,13 +114,16 @@ class DistillationModel(nn.Module):
         ratio_gradient: bool = True,
         domain_transfer: nn.Module | None = None,
         domain_index: int = 0,
+        weighting: LossWeighting | None = None,
     ):
         super().__init__()
         self.student = student
         self.projections = projections
         self.student_layers = tuple(student_layers)
         self.capture_attention = capture_attention
-        self.relational = relational
+        if weighting is None:
+            weighting = RelationalWeighting(relational) if relational is not None else UniformWeighting()
+        self.weighting = weighting
         self.prototype_mask_padding = prototype_mask_padding
         self.ratio_gradient = ratio_gradient
         self.domain_transfer = domain_transfer
@@ -127,6 +133,11 @@ class DistillationModel(nn.Module):
     @property
     def trained_model(self) -> MultiDomainModel:
         return self.student
+
+    @property
+    def relational(self) -> RelationalBalancer | None:
+        """HRKD's relational balancer when the weighting has one."""
+        return getattr(self.weighting, "balancer", None)
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
         return self.student.num_parameters(only_trainable, exclude_embeddings)
@@ -181,22 +192,24 @@ class DistillationModel(nn.Module):
         domain_ids: torch.Tensor,
         seed: int | None = None,
     ) -> tuple[torch.Tensor | None, tuple[torch.Tensor, ...] | None]:
-        """Prototypes of the (global) batch (eq. 6) → ratios ``(P, D)`` and similarity ratios."""
-        if self.relational is None:
-            return None, None
+        """Prototypes of the (global) batch (eq. 6) → the weighting's ratios ``(P, D)`` and similarity
+        ratios (None for a weighting without ratios of its own)."""
+        weighting = self.weighting
         device = projected[0].device
         # fp32 throughout, also under mixed precision: ratios weigh the losses, keep them exact
         with torch.autocast(device_type=device.type, enabled=False):
             prototypes = None
-            if self.relational.needs_prototypes:
+            if weighting.needs_prototypes:
                 states = projected if self.ratio_gradient else [p.detach() for p in projected]
                 mask = attention_mask if self.prototype_mask_padding else None
                 prototypes = global_domain_prototypes(states, domain_ids, self.student.num_domains, mask)
             generator = None
-            if seed is not None and self.relational.training and prototypes is not None:
+            if seed is not None and weighting.training and prototypes is not None:
                 generator = torch.Generator(device=prototypes.device)
                 generator.manual_seed(seed)
-            out = self.relational(prototypes, generator)
+            out = weighting.ratios(prototypes, generator)
+        if out is None:
+            return None, None
         return out.ratios.to(device), out.similarity
 
     # ------------------------------------------------------------------ training state

@@ -34,14 +34,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
-from .model_card import hub_id_of, model_card, per_domain_models
+from .model_card import model_card, per_domain_models
 from .modeling import EXPERTS_FILE
+from .results import PREDICTIONS_FILE, RESULTS_FILE, trainer_results, write_results
 
 logger = logging.getLogger(__name__)
 
-RESULTS_FILE = "results.json"
-#: the run's test predictions with their inputs (written by the recipes; not uploaded)
-PREDICTIONS_FILE = "test_predictions.json"
 STUDENT_DIR = "student"
 CARD_FILE = "README.md"
 #: figures of the run that go next to the card
@@ -330,60 +328,6 @@ def publish_run(
 
 
 # ---------------------------------------------------------------------------- from a trainer
-def trainer_results(trainer) -> dict:
-    """A results.json for a trainer used directly (no recipe): the student's (and, when it reads the
-    same inputs, the teacher's) accuracy on the trainer's per-domain ``eval_dataset``, sizes, speed,
-    settings. The card then says which split it is."""
-    import sys
-
-    from .pipeline import distillation_settings, evaluate_per_domain, inference_seconds, machine_description
-
-    splits = trainer.eval_dataset
-    if not isinstance(splits, dict) or not splits:
-        raise PublishError(
-            "push_to_hub needs the trainer's eval_dataset as {domain: dataset} to fill the model card's results"
-        )
-    student, pad = trainer.student, trainer.processing_class.pad_token_id
-    first = next(iter(splits.values()))
-    results = {
-        "domains": list(student.domains),
-        "labels": student.label_names,
-        "evaluation_split": "eval",
-        "student": {
-            "accuracy": evaluate_per_domain(student, splits, pad),
-            "parameters": student.num_parameters(),
-            "inference_seconds": inference_seconds(student, first, pad),
-            "init": getattr(student.config, "_name_or_path", None),
-            "layers": student.num_hidden_layers,
-            "per_domain_models": False,
-        },
-        "method": "multi-domain",
-        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
-        "machine": machine_description(next(student.parameters()).device),
-    }
-    teacher = getattr(trainer, "_teacher", None)
-    if teacher is not None:
-        source = getattr(teacher.config, "_name_or_path", None)
-        results["teacher"] = {
-            "parameters": teacher.num_parameters(),
-            "source": source,
-            "hub_id": hub_id_of(source),
-        }
-        if "teacher_input_ids" not in first.column_names:  # the teacher reads the student's inputs
-            results["teacher"]["accuracy"] = evaluate_per_domain(teacher, splits, pad)
-            results["teacher"]["inference_seconds"] = inference_seconds(teacher, first, pad)
-            results["student"]["speedup"] = (
-                results["teacher"]["inference_seconds"] / results["student"]["inference_seconds"]
-            )
-        results["compression"] = teacher.num_parameters() / student.num_parameters()
-        results["method"] = "hrkd" if trainer.args.relational else "multi-domain"
-        results["distillation"] = distillation_settings(trainer.args)
-    else:
-        results["teacher"] = {}
-        results["method"] = "fine-tuning (no distillation)"
-    return results
-
-
 def publish_trainer(
     trainer,
     commit_message: str | None = None,
@@ -399,8 +343,11 @@ def publish_trainer(
     trainer.save_model(os.path.join(run_dir, STUDENT_DIR), _internal_call=True)
     if not args.should_save:
         return None
-    with open(os.path.join(run_dir, RESULTS_FILE), "w") as handle:
-        json.dump(trainer_results(trainer), handle, indent=2)
+    try:
+        results = trainer_results(trainer)
+    except ValueError as err:
+        raise PublishError(str(err)) from err
+    write_results(os.path.join(run_dir, RESULTS_FILE), results)
     ratios = getattr(trainer, "save_ratio_report", None)
     if ratios is not None and args.relational:
         ratios(run_dir)

@@ -5,7 +5,7 @@ elements)`` so that the trainer can average it per domain with :func:`per_domain
 batch layout, and so that padding can be excluded exactly. With ``token_mask=None`` the mean runs over
 every element of the padded tensors, which is what the released HRKD code does (there, inputs are
 always padded to 128 tokens); with a mask it runs over real tokens only, which makes the loss
-independent of how much padding a batch happens to have (our default, see README "Design choices").
+independent of how much padding a batch happens to have (our default, see docs/design-choices.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 * :class:`MetaTeacherTrainer` trains the meta-teacher: one classifier on all domains pooled, each
   example weighted by its prototype score ``t_i``, plus the domain-corruption loss against shuffled
-  domain ids (reference-code.md §2.4). Unlike the released script, the corruption loss is on
+  domain ids (Meta-KD §3.2; docs/baselines.md). Unlike the released script, the corruption loss is on
   (``domain_loss_weight`` > 0): the release's ``type=bool`` flag never enabled it (§5).
 * :class:`MetaDistillTrainer` is meta-distillation's stage 1 for one target domain (§2.5):
   embedding/hidden/attention losses weighted *per instance* by ``λ_i = (1 + t_i)·w_i`` plus the
@@ -20,10 +20,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import HRKDConfig, MultiDomainArguments
+from .collate import student_inputs, teacher_inputs
+from .config import HRKDConfig, MetaKDFields, MultiDomainArguments
 from .metakd import DomainCorruption, corrupted_domain_ids, domain_expertise_weights, meta_instance_weights
 from .modeling import MultiDomainModel
-from .trainer import STUDENT_INPUTS, HRKDTrainer, MultiDomainTrainer, StepSeeds, window_mean
+from .multi_domain_trainer import MultiDomainTrainer, StepSeeds
+from .trainer import HRKDTrainer
+from .vocabulary import DistillLoss, DomainSampling
 
 logger = logging.getLogger(__name__)
 
@@ -38,29 +41,22 @@ def _require_instance_weights(dataset, why: str) -> None:
 
 # ---------------------------------------------------------------------------- meta-teacher
 @dataclass
-class MetaTeacherConfig(MultiDomainArguments):
-    """Meta-teacher training (reference-code.md §2.4). Batches are pooled over all domains by default."""
+class MetaTeacherConfig(MultiDomainArguments, MetaKDFields):
+    """Meta-teacher training (Meta-KD §3.2; see docs/baselines.md). Batches are pooled over all
+    domains by default; the Meta-KD fields (``domain_loss_weight``, ``instance_weights``,
+    ``corruption_dropout``) come from :class:`~hrkd_trainer.config.MetaKDFields`."""
 
     domain_sampling: str = field(
-        default="pooled",
-        metadata={"help": "The meta-teacher trains on all domains shuffled together ('pooled')."},
-    )
-    domain_loss_weight: float = field(
-        default=0.5,
+        default=DomainSampling.POOLED,
         metadata={
-            "help": "γ1, the weight of the domain-corruption loss (the release's --domain_loss_weight 0.5; "
-            "its script never switched the loss on). 0 turns it off."
+            "help": "The meta-teacher trains on all domains shuffled together ('pooled').",
+            "choices": DomainSampling.values(),
         },
     )
-    instance_weights: bool = field(
-        default=True,
-        metadata={
-            "help": "Weight each example's loss by its prototype score t_i (column 'instance_weights')."
-        },
-    )
-    corruption_dropout: float = field(
-        default=0.1, metadata={"help": "Dropout of the domain-corruption branch."}
-    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_meta_kd()
 
 
 class MetaTeacherModel(nn.Module):
@@ -95,7 +91,7 @@ def meta_teacher_loss(
     weights: torch.Tensor | None,
     domain_loss_weight: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``L_T = mean_i t_i · (CE(z_i, y_i) + γ1 · CE(z^dom_i, k̃_i))`` (reference-code.md §2.4).
+    """``L_T = mean_i t_i · (CE(z_i, y_i) + γ1 · CE(z^dom_i, k̃_i))`` (Meta-KD §3.2; docs/baselines.md).
 
     Returns ``(L_T, mean CE, mean domain CE)``; ``weights=None`` means ``t_i = 1``.
     """
@@ -130,7 +126,6 @@ class MetaTeacherTrainer(MultiDomainTrainer):
                 self.train_dataset, "the meta-teacher weights examples by prototype scores t_i"
             )
         self._step_seeds = StepSeeds(args.seed)
-        self._metrics: dict[str, list[torch.Tensor]] = {"task_loss": [], "domain_loss": []}
 
     def training_modules(self) -> dict[str, nn.Module]:
         return {"corruption": self.accelerator.unwrap_model(self.model).corruption}
@@ -139,12 +134,8 @@ class MetaTeacherTrainer(MultiDomainTrainer):
         if self.args.should_save:
             self.accelerator.unwrap_model(self.model).corruption.save(directory)
 
-    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
-        model_inputs = {k: inputs[k] for k in STUDENT_INPUTS if k in inputs}
-        if not model.training:
-            outputs = model(**model_inputs, labels=inputs.get("labels"))
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
-        logits, domain_logits = model(**model_inputs)
+    def training_loss(self, model, inputs):
+        logits, domain_logits = model(**student_inputs(inputs))
         generator = torch.Generator(device=inputs["domain_ids"].device)
         generator.manual_seed(self._step_seeds.next(self.state.global_step))
         corrupted = corrupted_domain_ids(inputs["domain_ids"], generator)
@@ -152,38 +143,28 @@ class MetaTeacherTrainer(MultiDomainTrainer):
         loss, task, domain = meta_teacher_loss(
             logits, inputs["labels"], domain_logits, corrupted, weights, self.args.domain_loss_weight
         )
-        self._metrics["task_loss"].append(task.detach())
-        self._metrics["domain_loss"].append(domain.detach())
-        return (loss, logits) if return_outputs else loss
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if self._metrics["task_loss"] and not any(key.startswith("eval_") for key in logs):
-            logs = {**logs, **{k: window_mean(v) for k, v in self._metrics.items()}}
-            for values in self._metrics.values():
-                values.clear()
-        super().log(logs, start_time)
+        self.training_logs.add_metric("task_loss", task)
+        self.training_logs.add_metric("domain_loss", domain)
+        return loss, logits
 
 
 # ---------------------------------------------------------------------------- meta-distillation
 @dataclass
-class MetaDistillConfig(HRKDConfig):
-    """Meta-distillation stage 1 (reference-code.md §2.5), for one target domain."""
+class MetaDistillConfig(HRKDConfig, MetaKDFields):
+    """Meta-distillation stage 1 (see docs/baselines.md), for one target domain. The Meta-KD fields
+    (``transfer_loss_weight``, ``instance_weights``) come from :class:`~hrkd_trainer.config.MetaKDFields`."""
 
     distill_losses: list[str] = field(
-        default_factory=lambda: ["embedding", "attention", "hidden"],
-        metadata={"help": "Stage 1 distils the intermediate layers only (prediction is stage 2)."},
-    )
-    transfer_loss_weight: float = field(
-        default=0.5,
-        metadata={"help": "γ2, the weight of the transferable-domain term (release: 0.5). 0 turns it off."},
-    )
-    instance_weights: bool = field(
-        default=True,
+        default_factory=lambda: [DistillLoss.EMBEDDING, DistillLoss.ATTENTION, DistillLoss.HIDDEN],
         metadata={
-            "help": "Weight each example by λ_i = (1 + t_i)·w_i (prototype score and the teacher's domain "
-            "expertise). False gives every example weight 1."
+            "help": "Stage 1 distils the intermediate layers only (prediction is stage 2).",
+            "choices": DistillLoss.values(),
         },
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_meta_kd()
 
 
 def weighted_instance_mean(rows, weights: torch.Tensor) -> torch.Tensor:
@@ -254,18 +235,10 @@ class MetaDistillTrainer(HRKDTrainer):
             transfer = DomainCorruption(self._teacher_corruption.num_domains, student.hidden_size)
         return {"domain_transfer": transfer, "domain_index": self._domain_index}
 
-    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
-        if not model.training:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+    def training_loss(self, model, inputs):
         args = self.args
         teacher = self._teacher_forward(inputs)
-        student = model(
-            **{
-                k: inputs[k]
-                for k in ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
-                if k in inputs
-            }
-        )
+        student = model(**student_inputs(inputs))
         rows = self.component_rows(student, teacher, inputs)
         if args.instance_weights:
             expertise = domain_expertise_weights(teacher.logits.float().softmax(-1), inputs["labels"])
@@ -280,15 +253,14 @@ class MetaDistillTrainer(HRKDTrainer):
         if rows["attn"] is not None:
             parts["attn"] = sum(weighted_instance_mean(r, weights) for r in rows["attn"])
         if self._teacher_corruption is not None:
-            prefix = "teacher_" if "teacher_input_ids" in inputs else ""
             ids = torch.full_like(inputs["domain_ids"], self._domain_index)
             target = self._teacher_corruption.representation(
-                teacher.hidden_states[-1], inputs[f"{prefix}attention_mask"], ids
+                teacher.hidden_states[-1], teacher_inputs(inputs)["attention_mask"], ids
             )
             per_row = (student.domain_representation.float() - target.float()).pow(2).mean(-1)
             parts["dom"] = args.transfer_loss_weight * (weights * per_row).mean()
         loss = sum(parts.values())
         for key, value in parts.items():  # kept on device: averaged in log()
-            self._metrics[f"{key}_loss"].append(value.detach())
-        self._metrics["instance_weight"].append(weights.mean().detach())
-        return (loss, student) if return_outputs else loss
+            self.training_logs.add_metric(f"{key}_loss", value)
+        self.training_logs.add_metric("instance_weight", weights.mean())
+        return loss, student

@@ -1,4 +1,4 @@
-"""Meta-KD (Pan et al., ACL 2021; reference-code.md §2.3-2.6): its formulas as pure functions, the
+"""Meta-KD (Pan et al., ACL 2021; docs/design-choices.md, "Meta-KD"): its formulas as pure functions, the
 domain-corruption module, and the offline prototype scores.
 
 The trainers that use them are in :mod:`hrkd_trainer.meta_trainers`.
@@ -80,7 +80,7 @@ def corrupted_domain_ids(domain_ids: torch.Tensor, generator: torch.Generator | 
 
 
 class DomainCorruption(nn.Module):
-    """Meta-KD's domain branch (reference-code.md §2.4-2.5).
+    """Meta-KD's domain branch (docs/design-choices.md, "Meta-KD").
 
     * ``representation``: ``D(x) = W_cd (E_dom[k] + c(x))`` with ``c(x)`` the mean of the last-layer
       states over the real tokens after ``[CLS]`` (:func:`mean_token_embeddings`) and ``E_dom`` a
@@ -160,7 +160,7 @@ def encoder_prototype_scores(
     mask_padding: bool = True,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """Meta-KD's offline instance scores ``t`` (reference-code.md §2.3) for the rows of a raw split.
+    """Meta-KD's offline instance scores ``t`` (docs/design-choices.md, "Meta-KD") for the rows of a raw split.
 
     ``dataset`` has the builders' columns (``text``, optional ``text_pair``, ``domain``). Each row is
     embedded by the *pretrained* (not fine-tuned) encoder ``encoder_source`` as the mean of its last-layer

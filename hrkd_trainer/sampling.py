@@ -1,4 +1,4 @@
-"""One sub-batch from every domain in every step (HRKD §2.1, reference-code.md §1.2)."""
+"""One sub-batch from every domain in every step (HRKD §2.1; docs/design-choices.md, "Data and batches")."""
 
 from __future__ import annotations
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .assets import teacher_cache_root
+
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
@@ -48,9 +50,7 @@ STORAGE_DTYPES["float32"] = (np.float32, torch.float32)
 def default_cache_root() -> Path:
     """``$HRKD_CACHE/teacher_outputs`` (default ``~/.cache/hrkd_trainer/teacher_outputs``), next to the
     data cache."""
-    from .data.vader import cache_dir
-
-    return cache_dir() / "teacher_outputs"
+    return teacher_cache_root()
 
 
 @dataclass(frozen=True)

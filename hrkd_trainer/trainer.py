@@ -1,308 +1,51 @@
-"""Trainer classes: multi-domain fine-tuning (the teacher of §2.1) and HRKD distillation.
+"""``HRKDTrainer``: multi-domain knowledge distillation (HRKD §2.1-2.3) as Trainer hooks.
 
-``MultiDomainTrainer`` adds to ``transformers.Trainer`` only what multi-domain training needs: the
-domain batch sampler, per-domain evaluation with an average, and saving in the export layout.
-``HRKDTrainer`` adds the frozen teacher and the distillation losses (``compute_loss``).
+``compute_loss`` has one path for every weighting: teacher signal (``teacher``: live or cached) →
+student forward → per-domain component losses over the global batch (``components``) → the loss
+weighting (``weighting``: eq. 5 or eq. 17). Logging windows, the ratio history and the checkpointed
+training modules come from ``training_logs`` and ``training_state``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-from collections import defaultdict
 
-import safetensors.torch
 import torch
 from datasets import Dataset
-from torch.utils.data import DataLoader
-from transformers import Trainer
-from transformers.trainer import TRAINING_ARGS_NAME
 
-from .collate import MultiDomainCollator, check_token_alignment
-from .config import HRKDConfig, MultiDomainArguments
+from .collate import STUDENT_INPUTS, check_token_alignment, student_inputs
+from .components import component_losses, component_rows
+from .config import HRKDConfig
 from .distill_model import DistillationModel, HiddenProjections
-from .distributed import global_sum, prepare_teacher
+from .distributed import prepare_teacher
 from .layer_map import parse_layer_map
-from .losses import (
-    attention_mse_rows,
-    hidden_mse_rows,
-    hrkd_loss,
-    multi_domain_kd_loss,
-    per_domain_sums,
-    soft_cross_entropy_rows,
-)
-from .metrics import accuracy_metrics, average_over_domains
+from .model_card import BASE_TAGS
 from .modeling import MultiDomainModel
-from .relational import RelationalBalancer, normalised_entropy, ratio_kl_to_uniform
-from .sampling import DomainBatchSampler, MixedBatchSampler
-from .teacher_cache import CacheSpec, TeacherOutputCache, cache_key, default_cache_root, teacher_columns
+from .multi_domain_trainer import MultiDomainTrainer, StepSeeds, default_collator
+from .relational import RelationalBalancer
+from .teacher import CachedTeacher, LiveTeacher, build_teacher_cache, teacher_cache_spec
+from .teacher_cache import CacheSpec, TeacherOutputCache
+from .training_logs import ratio_history, window_mean, write_ratio_report
+from .training_state import AUX_WEIGHTS_NAME
+from .vocabulary import DistillLoss, RelationalMode
+from .weighting import LossWeighting, RatioOutput, build_weighting
 
 logger = logging.getLogger(__name__)
 
-AUX_WEIGHTS_NAME = "hrkd_training_modules.safetensors"
-STUDENT_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "domain_ids")
-#: (log key, --distill_losses name) of each component
-COMPONENT_LOSSES = (("embd", "embedding"), ("attn", "attention"), ("hidn", "hidden"), ("pred", "prediction"))
-RATIO_HISTORY_NAME = "ratio_history.json"
-RATIO_PLOT_NAME = "ratios.png"
-
-
-class StepSeeds:
-    """Seeds that are a pure function of (seed, optimisation step, micro-step): every process draws the
-    same ones, and a resumed run draws them again. For per-step randomness inside the loss
-    (relational dropout, Meta-KD's domain corruption)."""
-
-    def __init__(self, seed: int):
-        self.seed = seed
-        self._step, self._micro_step = -1, 0
-
-    def next(self, step: int) -> int:
-        if step != self._step:
-            self._step, self._micro_step = step, 0
-        self._micro_step += 1
-        return (self.seed * 1_000_003 + step * 1_009 + self._micro_step) % (2**62)
-
-
-def window_mean(values: list) -> float:
-    """Mean of one logging window: floats, or 0-d tensors kept on device (no host sync per step)."""
-    if torch.is_tensor(values[0]):
-        return torch.stack(values).float().mean().item()
-    return sum(values) / len(values)
-
-
-def default_collator(args: MultiDomainArguments, tokenizer, teacher_tokenizer=None) -> MultiDomainCollator:
-    """The collator both trainers use unless given one: padding settings from ``args``."""
-    return MultiDomainCollator(
-        tokenizer.pad_token_id,
-        teacher_pad_token_id=None if teacher_tokenizer is None else teacher_tokenizer.pad_token_id,
-        padding=args.padding,
-        max_length=args.max_length,
-        pad_to_multiple_of=args.pad_to_multiple_of,
-    )
-
-
-class MultiDomainTrainer(Trainer):
-    """``Trainer`` for :class:`MultiDomainModel` with one sub-batch of every domain per step.
-
-    * training batches come from :class:`DomainBatchSampler` (epoch length set by the fit domain);
-    * ``eval_dataset`` may be ``{domain: dataset}``: metrics come back as ``eval_<domain>_accuracy``
-      plus ``eval_avg_accuracy``, the unweighted mean over domains (use
-      ``metric_for_best_model="avg_accuracy"``);
-    * checkpoints and ``save_model`` write the export layout of :meth:`MultiDomainModel.save_pretrained`
-      (loadable with ``AutoModel`` / ``AutoModelForSequenceClassification``); modules used only for
-      training are stored next to it in checkpoints, never in a final export.
-    """
-
-    # our losses are per-batch means: Trainer must divide them by the accumulation steps
-    loss_is_scaled_for_ga = False
-
-    def __init__(
-        self,
-        model=None,
-        args: MultiDomainArguments | None = None,
-        data_collator=None,
-        processing_class=None,
-        compute_metrics=accuracy_metrics,
-        **kwargs,
-    ):
-        if args is None:
-            raise ValueError("MultiDomainTrainer needs args (MultiDomainArguments or HRKDConfig)")
-        if data_collator is None and processing_class is None:
-            raise ValueError(
-                "MultiDomainTrainer needs processing_class=<the student's tokenizer> (batches are padded "
-                "with its pad token) or a data_collator such as hrkd_trainer.MultiDomainCollator(pad_token_id)"
-            )
-        if data_collator is None:
-            data_collator = default_collator(args, processing_class)
-        if args.ddp_find_unused_parameters is None:
-            # DDP's search for unused parameters costs a graph traversal per step: only when needed
-            args.ddp_find_unused_parameters = not self.every_parameter_gets_gradient(args)
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            processing_class=processing_class,
-            compute_metrics=compute_metrics,
-            **kwargs,
-        )
-        self.model_accepts_loss_kwargs = False  # transformers < 5 equivalent of loss_is_scaled_for_ga
-        self._saving_checkpoint = False
-        self.domain_batch_sampler: DomainBatchSampler | MixedBatchSampler | None = None
-        if self.train_dataset is not None:
-            self._check_train_dataset(self.train_dataset)
-
-    # ------------------------------------------------------------------ helpers
-    def every_parameter_gets_gradient(self, args: MultiDomainArguments) -> bool:
-        """Whether every trainable parameter gets a gradient in every step (then DDP needs no search
-        for unused parameters): only when every step holds every domain, so every head is used."""
-        return args.domain_sampling == "every-domain"
-
-    @property
-    def student(self) -> MultiDomainModel:
-        """The multi-domain model being trained (the student when distilling)."""
-        model = self.accelerator.unwrap_model(self.model)
-        # training wrappers (DistillationModel, MetaTeacherModel) name the model they train
-        return getattr(model, "trained_model", model)
-
-    def _check_train_dataset(self, dataset: Dataset) -> None:
-        missing = [c for c in ("input_ids", "domain_ids") if c not in dataset.column_names]
-        if missing:
-            raise ValueError(
-                f"the train dataset lacks column(s) {missing}; tokenise it with "
-                "hrkd_trainer.tokenize_multi_domain first"
-            )
-        domains = self.student.domains
-        present = set(dataset.unique("domain_ids"))
-        empty = [d for i, d in enumerate(domains) if i not in present]
-        if empty:
-            raise ValueError(
-                f"the train dataset has no examples of domain(s) {empty}; every domain needs data"
-            )
-
-    def _fit_domain_id(self) -> int | None:
-        name = self.args.fit_domain
-        if name is None:
-            return None
-        domains = self.student.domains
-        if name not in domains:
-            raise ValueError(f"--fit_domain {name!r} is not a domain of the model ({domains})")
-        return domains.index(name)
-
-    # ------------------------------------------------------------------ data
-    def get_train_dataloader(self) -> DataLoader:
-        if self.train_dataset is None:
-            raise ValueError("Trainer: training requires a train_dataset")
-        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        if self.args.domain_sampling == "every-domain":
-            self.domain_batch_sampler = DomainBatchSampler(
-                self.train_dataset["domain_ids"],
-                per_domain_batch_size=self.args.per_domain_train_batch_size,
-                fit_domain=self._fit_domain_id(),
-                num_processes=self.accelerator.num_processes,
-                seed=seed,
-                num_domains=self.student.num_domains,
-            )
-        else:
-            self.domain_batch_sampler = MixedBatchSampler(
-                self.train_dataset["domain_ids"],
-                batch_size=self.args.per_domain_train_batch_size,
-                mode=self.args.domain_sampling,
-                seed=seed,
-            )
-        loader = DataLoader(
-            self._training_examples(),
-            batch_sampler=self.domain_batch_sampler,
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory,
-            persistent_workers=self.args.dataloader_persistent_workers
-            and self.args.dataloader_num_workers > 0,
-        )
-        return self.accelerator.prepare(loader)
-
-    def _training_examples(self) -> Dataset:
-        """The dataset the training loader reads (subclasses may add columns)."""
-        return self.train_dataset
-
-    # ------------------------------------------------------------------ evaluation
-    def evaluate(
-        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
-    ) -> dict[str, float]:
-        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
-        if isinstance(dataset, dict) and dataset:  # one domain too: metric_for_best_model is the same
-            domains = list(dataset)
-            average = {
-                f"{metric_key_prefix}_avg_accuracy": average_over_domains(
-                    metrics, metric_key_prefix, domains, "accuracy"
-                )
-            }
-            metrics.update(average)
-            self.log(average)
-        return metrics
-
-    # ------------------------------------------------------------------ saving and loading
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        self._saving_checkpoint = _internal_call
-        try:
-            super().save_model(output_dir, _internal_call)
-        finally:
-            self._saving_checkpoint = False
-
-    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if not self.args.should_save:
-            return
-        os.makedirs(output_dir, exist_ok=True)
-        self.student.save_pretrained(output_dir, tokenizer=self.processing_class)
-        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
-        modules = self.training_modules()
-        if self._saving_checkpoint and modules:
-            state = {
-                f"{name}.{key}": value.detach().cpu().contiguous()
-                for name, module in modules.items()
-                for key, value in module.state_dict().items()
-            }
-            if state:
-                safetensors.torch.save_file(state, os.path.join(output_dir, AUX_WEIGHTS_NAME))
-
-    # ------------------------------------------------------------------ Hub
-    def push_to_hub(
-        self,
-        commit_message: str | None = "End of training",
-        blocking: bool = True,
-        token: str | None = None,
-        revision: str | None = None,
-        private: bool | None = None,
-        **kwargs,
-    ):
-        """Publish the student only (encoder, every domain's classifier, tokenizer) with a generated
-        model card and results, as ``hub_upload.py`` does (:func:`hrkd_trainer.hub.publish_trainer`).
-
-        The teacher, projections, relational module and optimizer state are never uploaded. The push
-        is always blocking (one commit); ``endpoint`` may be passed for a non-default Hub.
-        """
-        from .hub import publish_trainer
-
-        return publish_trainer(
-            self, commit_message, token, revision, private, endpoint=kwargs.get("endpoint")
-        )
-
-    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
-        """Checkpoints hold optimizer states and training-only modules: they are never pushed. With
-        ``push_to_hub=True``, call :meth:`push_to_hub` after training to publish the student."""
-        return None
-
-    def training_modules(self) -> dict[str, torch.nn.Module]:
-        """Modules trained alongside the model but never exported (saved in checkpoints only)."""
-        return {}
-
-    def _load_training_state(self, checkpoint: str) -> None:
-        self.student.load_weights_from(checkpoint)
-        modules = self.training_modules()
-        path = os.path.join(checkpoint, AUX_WEIGHTS_NAME)
-        if modules and any(len(m.state_dict()) for m in modules.values()):
-            if not os.path.exists(path):
-                raise FileNotFoundError(
-                    f"{checkpoint} has no {AUX_WEIGHTS_NAME}: cannot restore the training modules"
-                )
-            state = safetensors.torch.load_file(path)
-            for name, module in modules.items():
-                prefix = f"{name}."
-                module.load_state_dict(
-                    {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-                )
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
-        self._load_training_state(resume_from_checkpoint)
-
-    def _load_best_model(self) -> None:
-        self._load_training_state(self.state.best_model_checkpoint)
+#: names importable from here since release 0.1
+__all__ = [
+    "AUX_WEIGHTS_NAME",
+    "STUDENT_INPUTS",
+    "HRKDTrainer",
+    "MultiDomainTrainer",
+    "StepSeeds",
+    "default_collator",
+    "window_mean",
+]
 
 
 class HRKDTrainer(MultiDomainTrainer):
-    """Multi-domain knowledge distillation (HRKD §2.1, eq. 1-5).
+    """Multi-domain knowledge distillation (HRKD §2.1, eq. 1-5; §2.2-2.3, eq. 6-17).
 
     Args:
         model: the student, a :class:`MultiDomainModel`.
@@ -311,18 +54,20 @@ class HRKDTrainer(MultiDomainTrainer):
         args: an :class:`HRKDConfig`.
         teacher_processing_class: the teacher's tokenizer when it differs from the student's (then the
             datasets must carry ``teacher_input_ids``, see ``tokenize_multi_domain``).
+        weighting: a :class:`~hrkd_trainer.weighting.LossWeighting` to use instead of the one ``args``
+            selects (uniform for ``relational_mode="off"``, else the relational graph).
 
-    Every step runs the teacher once (no grad) and the student once over the super-batch and computes,
-    per domain d, ``L_embd`` (eq. 1), ``L_attn`` (eq. 3, pre-softmax scores), ``L_hidn`` (eq. 4) and
-    ``L_pred`` (eq. 2). With ``relational_mode="off"`` the loss is eq. 5. Otherwise (HRKD, §2.2-2.3) a
-    :class:`RelationalBalancer` turns the step's per-domain prototypes into ratios r ``(M+1, D)`` and
-    the loss is eq. 17 (at the scale of ``ratio_scale``); in ``learned`` mode the balancer has its own
-    optimizer group. Component losses, ratios and similarity ratios are logged per domain, averaged
-    over each logging window; at the end of training the ratio history is written to
+    Every step gets the teacher signal once (a no-grad teacher forward, or the teacher-output cache),
+    runs the student once over the super-batch, computes per domain d ``L_embd`` (eq. 1), ``L_attn``
+    (eq. 3, pre-softmax scores), ``L_hidn`` (eq. 4) and ``L_pred`` (eq. 2) over the global batch, and
+    lets the weighting turn them into the loss: eq. 5 (uniform) or eq. 17 (ratios r ``(M+1, D)`` of
+    the relational module, at the scale of ``ratio_scale``; in ``learned`` mode in its own optimizer
+    group). Component losses, ratios and similarity ratios are logged per domain, averaged over each
+    logging window; at the end of training the ratio history is written to
     ``output_dir/ratio_history.json`` and ``ratios.png``.
     """
 
-    _tag_names: tuple[str, ...] = ("knowledge-distillation", "hrkd", "text-classification")
+    _tag_names: tuple[str, ...] = BASE_TAGS[:3]
 
     def __init__(
         self,
@@ -330,6 +75,7 @@ class HRKDTrainer(MultiDomainTrainer):
         teacher_model: MultiDomainModel,
         args: HRKDConfig,
         teacher_processing_class=None,
+        weighting: LossWeighting | None = None,
         **kwargs,
     ):
         if not isinstance(args, HRKDConfig):
@@ -338,7 +84,7 @@ class HRKDTrainer(MultiDomainTrainer):
         self.layer_map = parse_layer_map(
             args.layer_map, model.num_hidden_layers, teacher_model.num_hidden_layers
         )
-        capture_attention = args.uses("attention")
+        capture_attention = args.uses(DistillLoss.ATTENTION)
         if capture_attention:
             if (
                 args.attention_head_reduction == "none"
@@ -351,69 +97,57 @@ class HRKDTrainer(MultiDomainTrainer):
                 )
             model.prepare_for_capture()
             teacher_model.prepare_for_capture()
+        positions = (0, *self.layer_map.student_layers)
         projections = HiddenProjections(
-            (0, *self.layer_map.student_layers),
-            model.hidden_size,
-            teacher_model.hidden_size,
-            args.hidden_projection,
+            positions, model.hidden_size, teacher_model.hidden_size, args.hidden_projection
         )
-        relational = self._build_relational(args, model, teacher_model) if args.relational else None
+        if weighting is None:
+            weighting = build_weighting(args, len(positions), model.num_domains, teacher_model.hidden_size)
         wrapped = DistillationModel(
-            model,
-            projections,
-            self.layer_map.student_layers,
-            capture_attention,
-            relational=relational,
-            prototype_mask_padding=args.prototype_mask_padding,
-            ratio_gradient=args.ratio_gradient,
+            model, projections, self.layer_map.student_layers, capture_attention, weighting=weighting,
+            prototype_mask_padding=args.prototype_mask_padding, ratio_gradient=args.ratio_gradient,
             **self._extra_training_modules(args, model, teacher_model),
-        )
+        )  # fmt: skip
         if kwargs.get("data_collator") is None and kwargs.get("processing_class") is not None:
             kwargs["data_collator"] = default_collator(
                 args, kwargs["processing_class"], teacher_processing_class
             )
         super().__init__(model=wrapped, args=args, **kwargs)
-        if self.train_dataset is not None and any(args.uses(x) for x in ("embedding", "attention", "hidden")):
+        if self.train_dataset is not None and any(
+            args.uses(x) for x in (DistillLoss.EMBEDDING, DistillLoss.ATTENTION, DistillLoss.HIDDEN)
+        ):
             check_token_alignment(self.train_dataset)
         self.teacher_model = prepare_teacher(self.accelerator, teacher_model)
         self._teacher_tokenizer = teacher_processing_class
+        self._teacher = teacher_model  # unwrapped, for capture set-up and the cache key
+        capture = self.layer_map.teacher_layers if capture_attention else ()
+        self.live_teacher = LiveTeacher(self.teacher_model, capture)
         self.teacher_cache: TeacherOutputCache | None = None
-        self._teacher = teacher_model  # unwrapped, for capture set-up
-        self._metrics: dict[str, list[float]] = defaultdict(list)
-        self._component_window: list[torch.Tensor] = []
-        self._ratio_window: list[tuple[torch.Tensor, tuple[torch.Tensor, ...]]] = []
         self._step_seeds = StepSeeds(args.seed)
 
     def every_parameter_gets_gradient(self, args: HRKDConfig) -> bool:
         """Without the prediction loss the heads (and BERT's pooler) get no gradient, without the
         embedding or hidden loss some projections get none (unless the relational module reads them),
         and an ablated relational module in ``learned`` mode leaves some of its parameters unused."""
-        all_losses = all(args.uses(loss) for loss in ("embedding", "hidden", "prediction"))
-        relational_complete = args.relational_mode != "learned" or not args.relational_ablations
+        all_losses = all(
+            args.uses(loss) for loss in (DistillLoss.EMBEDDING, DistillLoss.HIDDEN, DistillLoss.PREDICTION)
+        )
+        relational_complete = args.relational_mode != RelationalMode.LEARNED or not args.relational_ablations
         return super().every_parameter_gets_gradient(args) and all_losses and relational_complete
 
     def _extra_training_modules(self, args, student, teacher) -> dict:
         """Further ``DistillationModel`` arguments of subclasses (meta-distillation's domain module)."""
         return {}
 
-    # ------------------------------------------------------------------ relational module
-    def _build_relational(self, args: HRKDConfig, student, teacher) -> RelationalBalancer:
-        """The balancer, initialised from ``args.seed`` without touching the global RNG."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(args.seed)
-            balancer = RelationalBalancer(
-                num_positions=1 + len(self.layer_map.student_layers),
-                num_domains=student.num_domains,
-                features=teacher.hidden_size,
-                heads=args.relational_heads,
-                hidden_features=args.relational_hidden_size,
-                dropout=args.relational_dropout,
-                ablations=args.relational_ablations,
-                graph_residual=args.relational_graph_residual,
-            )
-        if args.relational_mode == "frozen":
-            balancer.requires_grad_(False)
-        return balancer
+    # ------------------------------------------------------------------ parts
+    @property
+    def teacher(self) -> MultiDomainModel:
+        """The teacher model (unwrapped)."""
+        return self._teacher
+
+    @property
+    def loss_weighting(self) -> LossWeighting:
+        return self.accelerator.unwrap_model(self.model).weighting
 
     @property
     def relational(self) -> RelationalBalancer | None:
@@ -424,28 +158,24 @@ class HRKDTrainer(MultiDomainTrainer):
         """Names of the distilled student positions: ``embeddings``, then ``layer<k>`` (1-based)."""
         return ["embeddings", *(f"layer{k}" for k in self.layer_map.student_layers)]
 
+    @property
+    def log_positions(self) -> list[str]:
+        return self.position_names
+
     def _relational_seed(self) -> int:
         """A seed for this micro-batch's relational dropout (see :class:`StepSeeds`)."""
         return self._step_seeds.next(self.state.global_step)
 
     def create_optimizer(self, *args, **kwargs):
-        """Trainer's optimizer, with the relational module (``learned`` mode) in its own group."""
+        """Trainer's optimizer, with the weighting's own parameters (``learned`` mode) in their own group."""
         optimizer = super().create_optimizer(*args, **kwargs)
-        relational = self.relational
-        if relational is None or self.args.relational_mode != "learned":
-            return optimizer
-        params = [p for p in relational.parameters() if p.requires_grad]
-        if not params or any(g.get("hrkd_relational") for g in optimizer.param_groups):
+        group = self.loss_weighting.optimizer_group()
+        if group is None or any(g.get("hrkd_relational") for g in optimizer.param_groups):
             return optimizer  # nothing to train, or the group exists already
-        ids = {id(p) for p in params}
-        for group in optimizer.param_groups:
-            group["params"] = [p for p in group["params"] if id(p) not in ids]
-        optimizer.add_param_group({
-            "params": params,
-            "lr": self.args.relational_learning_rate,
-            "weight_decay": self.args.relational_weight_decay,
-            "hrkd_relational": True,
-        })  # fmt: skip
+        ids = {id(p) for p in group["params"]}
+        for existing in optimizer.param_groups:
+            existing["params"] = [p for p in existing["params"] if id(p) not in ids]
+        optimizer.add_param_group(group)
         return optimizer
 
     def training_modules(self) -> dict[str, torch.nn.Module]:
@@ -463,169 +193,57 @@ class HRKDTrainer(MultiDomainTrainer):
             self.accelerator.unwrap_model(self.model).save_training_state(directory)
 
     # ------------------------------------------------------------------ loss
-    def compute_loss(self, model, inputs, return_outputs: bool = False, num_items_in_batch=None):
-        student_inputs = {k: inputs[k] for k in STUDENT_INPUTS if k in inputs}
-        if not model.training:  # evaluation / prediction: the plain student
-            outputs = model(**student_inputs, labels=inputs.get("labels"))
-            return (outputs.loss, outputs) if return_outputs else outputs.loss
+    def training_loss(self, model, inputs):
+        """Teacher signal → student forward → per-domain components → the weighting's loss."""
         teacher = self._teacher_outputs(inputs)
-        args = self.args
-        if args.relational:
-            student_inputs["relational_seed"] = self._relational_seed()
-        student = model(**student_inputs)
+        extra = {"relational_seed": self._relational_seed()} if self.loss_weighting.needs_step_seed else {}
+        student = model(**student_inputs(inputs), **extra)
         components = self.component_losses(student, teacher, inputs)
-        parts = (components["embd"], components["attn"], components["hidn"], components["pred"])
-        if student.ratios is None:  # eq. 5
-            loss = multi_domain_kd_loss(*parts, pred_weight=args.pred_loss_weight)
-        else:  # eq. 17
-            loss = hrkd_loss(*parts, student.ratios, args.pred_loss_weight, args.ratio_scale)
-            if args.ratio_entropy_weight:
-                loss = loss + args.ratio_entropy_weight * ratio_kl_to_uniform(student.ratios)
-        self._record(components, student)
-        return (loss, student) if return_outputs else loss
+        weighted = self.loss_weighting(components, _ratio_output(student))
+        keys = [loss.key for loss in DistillLoss if self.args.uses(loss)]
+        self.training_logs.add_components(components, keys)
+        self.training_logs.add_ratios(weighted.ratios, weighted.similarity)
+        return weighted.loss, student
 
     def _teacher_outputs(self, inputs):
         """The teacher side of a training step: from the cache when it is on, else a teacher forward."""
-        if self.teacher_cache is not None and "example_index" in inputs:
-            length = inputs["attention_mask"].shape[1]
-            return self.teacher_cache.lookup(inputs["example_index"], length, inputs["attention_mask"].device)
+        if self.teacher_cache is not None:
+            return CachedTeacher(self.teacher_cache, self._teacher_forward)(inputs)
         return self._teacher_forward(inputs)
 
     def _teacher_forward(self, inputs):
-        prefix = "teacher_" if "teacher_input_ids" in inputs else ""
-        with torch.no_grad():
-            return self.teacher_model(
-                input_ids=inputs[f"{prefix}input_ids"],
-                attention_mask=inputs[f"{prefix}attention_mask"],
-                token_type_ids=inputs.get(f"{prefix}token_type_ids"),
-                domain_ids=inputs["domain_ids"],
-                output_hidden_states=True,
-                capture_layers=self.layer_map.teacher_layers if self.args.uses("attention") else (),
-            )
+        return self.live_teacher(inputs)
 
     def component_rows(self, student, teacher, inputs) -> dict:
-        """Per-example partial sums (:class:`RowLoss`): ``embd`` and ``pred`` one each, ``attn`` and
-        ``hidn`` a list with one per mapped layer; None for a loss that is off."""
-        args = self.args
-        mask = inputs["attention_mask"]
-        token_mask = mask if args.mask_padding else None
-        pairs = self.layer_map.pairs
-        rows: dict = dict.fromkeys(("embd", "attn", "hidn", "pred"))
-        if args.uses("embedding"):
-            rows["embd"] = hidden_mse_rows(student.projected[0], teacher.hidden_states[0], token_mask)
-        if args.uses("hidden"):
-            rows["hidn"] = [
-                hidden_mse_rows(student.projected[i + 1], teacher.hidden_states[t], token_mask)
-                for i, (_, t) in enumerate(pairs)
-            ]
-        if args.uses("attention"):
-            rows["attn"] = [
-                attention_mse_rows(
-                    student.attention_scores[s], teacher.attention_scores[t], mask,
-                    mask_queries=args.mask_padding, head_reduction=args.attention_head_reduction,
-                )
-                for s, t in pairs
-            ]  # fmt: skip
-        if args.uses("prediction"):
-            rows["pred"] = soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature)
-        return rows
+        """Per-example partial sums of every enabled loss (:func:`hrkd_trainer.components.component_rows`)."""
+        return component_rows(student, teacher, inputs["attention_mask"], self.args, self.layer_map.pairs)
 
     def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
         """Per-domain losses over the *global* batch: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D),
-        ``pred`` (D,) (zeros when off).
+        ``pred`` (D,) (zeros when off); see :func:`hrkd_trainer.components.component_losses`."""
+        rows = self.component_rows(student, teacher, inputs)
+        return component_losses(
+            rows, inputs["domain_ids"], self.student.num_domains, len(self.layer_map.pairs)
+        )
 
-        Each process sums its rows per domain; the sums of every component are added up over the
-        processes in one all-reduce (:func:`~hrkd_trainer.distributed.global_sum`) before the division,
-        so N processes compute exactly the loss (and, after DDP's averaging, the gradient) of one process
-        on the same global batch, also when the processes' batches hold different numbers of tokens.
-        """
-        domain_ids = inputs["domain_ids"]
-        num_domains = self.student.num_domains
-        layered = ("attn", "hidn")
-        rows = {
-            key: value if key in layered else [value]
-            for key, value in self.component_rows(student, teacher, inputs).items()
-            if value is not None
-        }
-        means = {}
-        if rows:
-            sums = [per_domain_sums(r, domain_ids, num_domains) for parts in rows.values() for r in parts]
-            totals = global_sum(torch.stack([total for total, _ in sums]))  # (R, D)
-            counts = global_sum(torch.stack([count for _, count in sums]).detach())
-            split = (totals / counts.clamp_min(1.0)).split([len(parts) for parts in rows.values()])
-            means = dict(zip(rows, split))
-        layers = len(self.layer_map.pairs)
-        out = {}
-        for key in ("embd", "attn", "hidn", "pred"):
-            if key in means:
-                out[key] = means[key] if key in layered else means[key][0]
-            else:
-                shape = (layers, num_domains) if key in layered else (num_domains,)
-                out[key] = torch.zeros(shape, device=domain_ids.device)
-        return out
-
-    # ------------------------------------------------------------------ logging
-    def _record(self, components: dict[str, torch.Tensor], student=None) -> None:
-        """Buffer this step's per-domain components (layers summed), ratios and similarity ratios on
-        the device (no host synchronisation per step); ``log`` averages the window."""
-        kinds = [key for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
-        if kinds:
-            self._component_window.append(
-                torch.stack(
-                    [components[k].sum(0) if components[k].dim() == 2 else components[k] for k in kinds]
-                )
-                .detach()
-                .float()
-            )  # (K, D)
-        if student is not None and student.ratios is not None:
-            similarity = tuple(a.detach().float() for a in student.similarity or ())
-            self._ratio_window.append((student.ratios.detach().float(), similarity))
-
-    def _component_logs(self) -> dict[str, float]:
-        """Window means of the per-domain components: one transfer to the host per logging step."""
-        kinds = [key for key, loss in COMPONENT_LOSSES if self.args.uses(loss)]
-        means = torch.stack(self._component_window).mean(0).cpu().tolist()
-        self._component_window.clear()
-        return {
-            f"{key}_loss/{domain}": value
-            for key, row in zip(kinds, means)
-            for domain, value in zip(self.student.domains, row)
-        }
-
-    def _ratio_logs(self) -> dict[str, float]:
-        """Window means of the ratios, their normalised entropy and the similarity ratios."""
-        names, domains = self.position_names, self.student.domains
-        ratios = torch.stack([r for r, _ in self._ratio_window])  # (T, P, D)
-        logs = {"ratio_entropy": torch.stack([normalised_entropy(r) for r in ratios]).mean().item()}
-        for m, alphas in enumerate(zip(*(s for _, s in self._ratio_window)), start=1):
-            for d, row in enumerate(torch.stack(alphas).mean(0).tolist()):
-                logs.update({f"similarity/{names[m]}/{domains[d]}/{names[j]}": v for j, v in enumerate(row)})
-        for m, row in enumerate(ratios.mean(0).tolist()):
-            logs.update({f"ratio/{names[m]}/{domains[d]}": value for d, value in enumerate(row)})
-        self._ratio_window.clear()
-        return logs
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if not any(key.startswith("eval_") for key in logs):
-            extra = {key: window_mean(v) for key, v in self._metrics.items()}
-            self._metrics.clear()
-            if self._component_window:
-                extra.update(self._component_logs())
-            if self._ratio_window:
-                extra.update(self._ratio_logs())
-            logs = {**logs, **extra}
-        super().log(logs, start_time)
-
+    # ------------------------------------------------------------------ ratios report
     def ratio_history(self) -> list[dict]:
-        """``[{"step", "ratios": P×D}]`` from the logged ratios (``state.log_history``, so a resumed run
-        keeps the history of the steps before the checkpoint)."""
-        names, domains = self.position_names, self.student.domains
-        history = []
-        for entry in self.state.log_history:
-            if f"ratio/{names[0]}/{domains[0]}" in entry:
-                ratios = [[entry[f"ratio/{n}/{d}"] for d in domains] for n in names]
-                history.append({"step": entry["step"], "ratios": ratios})
-        return history
+        """``[{"step", "ratios": P×D}]`` from the logged ratios (a resumed run keeps the earlier steps)."""
+        return ratio_history(self.state.log_history, self.position_names, self.student.domains)
+
+    def save_ratio_report(self, directory: str) -> None:
+        """``ratio_history.json`` (ratios per logging step) and a ``ratios.png`` heatmap over training."""
+        history = self.ratio_history()
+        if not self.args.should_save or not history:
+            return
+        report = {
+            "positions": self.position_names,
+            "domains": self.student.domains,
+            "relational_mode": str(self.args.relational_mode),
+            "ablations": [str(a) for a in self.args.relational_ablations],
+            "history": history,
+        }
+        write_ratio_report(directory, report)
 
     def train(self, *args, **kwargs):
         if self.args.teacher_cache and self.teacher_cache is None:
@@ -636,16 +254,7 @@ class HRKDTrainer(MultiDomainTrainer):
 
     # ------------------------------------------------------------------ teacher cache
     def teacher_cache_spec(self) -> CacheSpec:
-        """What the enabled losses read from the teacher: hidden states at position 0 (embedding loss)
-        and at the mapped teacher layers (hidden loss), scores of the mapped layers, logits."""
-        args, teacher_layers = self.args, tuple(self.layer_map.teacher_layers)
-        hidden = ((0,) if args.uses("embedding") else ()) + (teacher_layers if args.uses("hidden") else ())
-        return CacheSpec(
-            hidden_layers=tuple(sorted(set(hidden))),
-            attention_layers=teacher_layers if args.uses("attention") else (),
-            logits=args.uses("prediction"),
-            dtype=args.teacher_cache_dtype,
-        )
+        return teacher_cache_spec(self.args, self.layer_map.teacher_layers)
 
     def _training_examples(self) -> Dataset:
         dataset = super()._training_examples()
@@ -654,58 +263,27 @@ class HRKDTrainer(MultiDomainTrainer):
         return dataset.add_column("example_index", list(range(len(dataset))))
 
     def build_teacher_cache(self) -> TeacherOutputCache:
-        """Open the teacher cache of this teacher, data and layer map, building it if needed: one
-        teacher pass over the training set in batches of similar lengths (split over the processes)."""
+        """Open the teacher cache of this teacher, data and layer map, building it if needed
+        (:func:`hrkd_trainer.teacher.build_teacher_cache`)."""
         if self.train_dataset is None:
             raise ValueError("the teacher cache is built from the train_dataset, which is not set")
-        dataset, spec = self.train_dataset, self.teacher_cache_spec()
-        tokenizers = [t for t in (self.processing_class, self._teacher_tokenizer) if t is not None]
-        key = cache_key(self._teacher, dataset, spec, tokenizers)
-        ids = dataset[teacher_columns(dataset)[0]]
-        lengths = [len(x) for x in ids]
-        order = sorted(range(len(lengths)), key=lengths.__getitem__)
-        size = self.args.per_domain_train_batch_size * self.student.num_domains
-        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        dataset = self.train_dataset
 
-        def run_teacher(batch):
-            inputs = self._prepare_inputs(self.data_collator([dataset[i] for i in batch]))
-            return self._teacher_forward(inputs)
+        def run_batch(rows):
+            return self._teacher_forward(self._prepare_inputs(self.data_collator([dataset[i] for i in rows])))
 
-        root = self.args.teacher_cache_dir or default_cache_root()
-        teacher = self._teacher
-        cache = TeacherOutputCache.build_or_open(
-            root, key, spec, lengths, run_teacher, batches,
-            hidden_size=teacher.hidden_size, heads=teacher.num_attention_heads, num_labels=teacher.num_labels,
-            process_index=self.accelerator.local_process_index,
-            num_processes=int(os.environ.get("LOCAL_WORLD_SIZE", self.accelerator.num_processes)),
-            is_main_process=self.accelerator.is_local_main_process,
-            wait_for_everyone=self.accelerator.wait_for_everyone,
-            description={"teacher": type(teacher.encoder).__name__, "examples": len(dataset)},
+        return build_teacher_cache(
+            self._teacher, dataset, self.teacher_cache_spec(), [self.processing_class, self._teacher_tokenizer],
+            run_batch, self.args.per_domain_train_batch_size * self.student.num_domains, self.accelerator,
+            root=self.args.teacher_cache_dir,
         )  # fmt: skip
-        if len(cache) != len(dataset):
-            raise ValueError(
-                f"{cache.directory} holds {len(cache)} examples, the training set {len(dataset)}"
-            )
-        return cache
 
-    def save_ratio_report(self, directory: str) -> None:
-        """``ratio_history.json`` (ratios per logging step) and a ``ratios.png`` heatmap over training."""
-        history = self.ratio_history()
-        if not self.args.should_save or not history:
-            return
-        from .plots import plot_ratio_history
 
-        os.makedirs(directory, exist_ok=True)
-        report = {
-            "positions": self.position_names,
-            "domains": self.student.domains,
-            "relational_mode": self.args.relational_mode,
-            "ablations": list(self.args.relational_ablations),
-            "history": history,
-        }
-        with open(os.path.join(directory, RATIO_HISTORY_NAME), "w") as handle:
-            json.dump(report, handle)
-        plot_ratio_history(report, os.path.join(directory, RATIO_PLOT_NAME))
+def _ratio_output(student):
+    """The ratios the student wrapper's forward computed, as the weighting's input."""
+    if getattr(student, "ratios", None) is None:
+        return None
+    return RatioOutput(student.ratios, tuple(student.similarity or ()))
 
 
 def _check_compatible(student: MultiDomainModel, teacher: MultiDomainModel) -> None:

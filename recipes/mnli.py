@@ -15,7 +15,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from hrkd_trainer.data import MNLI_SOURCE, load_mnli
-from hrkd_trainer.pipeline import parse_recipe_args, require_inputs, run_recipe
+from hrkd_trainer.run import parse_recipe_args, require_inputs, run_recipe
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "mnli.yaml")
 

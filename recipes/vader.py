@@ -17,8 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from hrkd_trainer.assets import offline_minilm_path
 from hrkd_trainer.data import VADER_SOURCE, load_vader
-from hrkd_trainer.pipeline import offline_minilm_path, parse_recipe_args, run_recipe
+from hrkd_trainer.run import parse_recipe_args, run_recipe
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "vader.yaml")
 

@@ -21,7 +21,7 @@ from hrkd_trainer.meta_trainers import (
 )
 from hrkd_trainer.metakd import DomainCorruption, encoder_prototype_scores
 from hrkd_trainer.modeling import DomainExperts, load_multi_domain
-from hrkd_trainer.pipeline import parse_recipe_args
+from hrkd_trainer.run import parse_recipe_args
 from hrkd_trainer.sampling import MixedBatchSampler
 
 from .conftest import DOMAINS, LABELS, common
@@ -117,7 +117,7 @@ def test_each_teacher_type_learns(kind, bert_teacher_dir, tokenized, tokenizer, 
     assert getattr(model, "shared_head", False) == (kind == "mix")
     again = load_multi_domain(str(tmp_path / "teacher"))
     assert again.domains == DOMAINS
-    from hrkd_trainer.pipeline import evaluate_per_domain
+    from hrkd_trainer.evaluation import evaluate_per_domain
 
     accuracy = evaluate_per_domain(again, data.dev, tokenizer.pad_token_id)
     assert accuracy["average"] > 0.7, accuracy
@@ -276,7 +276,7 @@ def test_per_domain_distillers_produce_one_student_per_domain(
     assert len(encoders) == 3  # separate students
     again = load_multi_domain(str(tmp_path / "student"))
     assert isinstance(again, DomainExperts)
-    from hrkd_trainer.pipeline import evaluate_per_domain
+    from hrkd_trainer.evaluation import evaluate_per_domain
 
     accuracy = evaluate_per_domain(again, data.dev, tokenizer.pad_token_id)
     assert accuracy["average"] > 0.65, accuracy  # each student learned its domain from the teacher

@@ -73,7 +73,9 @@ def test_two_processes_train_exactly_like_one_on_the_same_global_batch(runs):
     one, two = params["one"]["final"], params["two"]["final"]
     initial = params["one"]["initial"]
     assert initial.keys() == one.keys() == two.keys() == params["two"]["initial"].keys()
-    assert any(k.startswith("relational.") for k in one) and any(k.startswith("projections.") for k in one)
+    assert any(k.startswith("weighting.balancer.") for k in one) and any(
+        k.startswith("projections.") for k in one
+    )
     for name in one:
         assert torch.equal(initial[name], params["two"]["initial"][name]), name
         assert (one[name] - two[name]).abs().max() <= 2e-4, name

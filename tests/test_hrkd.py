@@ -144,7 +144,7 @@ def test_resume_gives_the_same_next_step_losses(setup, tmp_path):
     assert losses(resumed) == pytest.approx(losses(full), rel=1e-5)
     a = full.accelerator.unwrap_model(full.model).state_dict()
     b = resumed.accelerator.unwrap_model(resumed.model).state_dict()
-    assert a.keys() == b.keys() and any(k.startswith("relational.") for k in a)
+    assert a.keys() == b.keys() and any(k.startswith("weighting.balancer.") for k in a)
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-6), key
     # the ratio history of the resumed run still covers the steps before the checkpoint

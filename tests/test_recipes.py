@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hrkd_trainer.pipeline import parse_recipe_args
+from hrkd_trainer.run import parse_recipe_args
 
 
 def test_yaml_then_cli_overrides(tmp_path):
@@ -84,10 +84,20 @@ AMAZON_TINY = [
 
 @pytest.mark.parametrize(
     "teacher_type,method",
-    [("single", "tinybert"), ("mix", "tinybert"), ("mtl", "multi-domain"), ("meta", "meta-distill")],
+    [
+        ("single", "tinybert"),
+        ("mix", "tinybert"),
+        ("mtl", "tinybert"),
+        ("hrkd", "tinybert"),
+        ("hrkd", "multi-domain"),
+        ("hrkd", "hrkd"),
+        ("mtl", "multi-domain"),
+        ("meta", "meta-distill"),
+    ],
 )
 def test_amazon_recipe_runs_every_baseline_row(tmp_path, bert_teacher_dir, teacher_type, method):
-    """Each teacher × distiller row of Table 3 runs from the recipe on files in the original format."""
+    """Each teacher × distiller row of Tables 2-3 runs from the recipe on files in the original format,
+    with the no-KD baseline on (the meta-distill row once crashed there on Meta-KD's weight column)."""
     import json
 
     from hrkd_trainer.modeling import load_multi_domain
@@ -101,13 +111,14 @@ def test_amazon_recipe_runs_every_baseline_row(tmp_path, bert_teacher_dir, teach
     out = tmp_path / "run"
     results = amazon.main([
         "--data_path", str(tmp_path / "sorted_data_acl"), "--teacher_init", bert_teacher_dir, "--output_dir", str(out),
-        "--teacher_type", teacher_type, "--method", method, *AMAZON_TINY,
+        "--teacher_type", teacher_type, "--method", method, *AMAZON_TINY, "--baseline", "true",
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["teacher_type"] == teacher_type and saved["method"] == method
     domains = saved["domains"]
     assert set(saved["student"]["accuracy"]) == {*domains, "average"}
     assert set(saved["teacher"]["accuracy"]) == {*domains, "average"}
+    assert set(saved["baseline"]["accuracy"]) == {*domains, "average"}
     teacher = load_multi_domain(str(out / "teacher"))
     student = load_multi_domain(str(out / "student"))
     assert teacher.domains == student.domains == domains
@@ -118,3 +129,69 @@ def test_amazon_recipe_runs_every_baseline_row(tmp_path, bert_teacher_dir, teach
         assert saved["meta_distill"]["transfer_term"] is True
         assert (out / "teacher" / "hrkd_domain_corruption.safetensors").exists()
     assert results["student"]["accuracy"] == saved["student"]["accuracy"]
+
+
+def test_typos_get_a_suggestion_and_no_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_recipe_args(["--output_dir", "x", "--lerning_rate", "1e-3"])
+    assert exit_info.value.code == 2
+    assert "--lerning_rate (did you mean '--learning_rate'?)" in capsys.readouterr().err
+    path = tmp_path / "c.yaml"
+    path.write_text("output_dir: x\nrelational_mod: learned\n")
+    with pytest.raises(SystemExit, match=r"'relational_mod' \(did you mean 'relational_mode'\?\)"):
+        parse_recipe_args(["--config", str(path)])
+    path.write_text("output_dir: x\nmethod: hrdk\n")  # a YAML value is checked like a flag's
+    with pytest.raises(SystemExit):
+        parse_recipe_args(["--config", str(path)])
+    assert "--method must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_recipe_args(["--output_dir", "x", "--distill_losses", "hidden", "logits"])
+    assert "invalid choice: 'logits'" in capsys.readouterr().err
+
+
+def test_help_is_grouped_by_topic():
+    result = subprocess.run(
+        [sys.executable, "recipes/vader.py", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    titles = [
+        line[:-1]
+        for line in result.stdout.splitlines()
+        if line and not line[0].isspace() and line.endswith(":")
+    ]
+    assert titles == [
+        "options",
+        "recipe: data, models, stages",
+        "multi-domain training",
+        "distillation (HRKD §2.1, eq. 1-5)",
+        "HRKD relational weighting (§2.2-2.3, eq. 6-17)",
+        "teacher-output cache",
+        "Meta-KD (baseline)",
+        "Trainer (transformers.TrainingArguments)",
+    ]
+    assert result.stdout.startswith(
+        "usage: vader.py [--config FILE.yaml | FILE.yaml] [--method {multi-domain,"
+    )
+    hrkd_part = result.stdout.split("HRKD relational weighting")[1].split("teacher-output cache")[0]
+    assert "--relational_mode" in hrkd_part and "--learning_rate" not in hrkd_part
+    assert "--meta_domain_loss_weight" in result.stdout.split("Meta-KD (baseline):")[1].split("Trainer (")[0]
+
+
+def test_dependent_defaults_are_decided_while_parsing(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("output_dir: x\nmethod: hrkd\nlearning_rate: 0.1\n")
+    recipe, config = parse_recipe_args(["--config", str(path)])
+    assert recipe.method == "hrkd" and config.relational_mode == "frozen"  # from the YAML's method
+    _, config = parse_recipe_args(["--config", str(path), "--method", "multi-domain"])
+    assert config.relational_mode == "off"
+    _, config = parse_recipe_args(["--config", str(path), "--few_shot_fraction", "0.1"])
+    assert config.learning_rate == 5e-5  # the few-shot rate replaces the YAML's
+    _, config = parse_recipe_args(
+        ["--config", str(path), "--few_shot_fraction", "0.1", "--learning_rate", "0.2"]
+    )
+    assert config.learning_rate == 0.2  # an explicit flag wins
+    recipe, _ = parse_recipe_args(["--output_dir", "x", "--meta_domain_loss_weight", "0.3"])
+    assert recipe.meta_kd().domain_loss_weight == 0.3 and recipe.meta_kd().transfer_loss_weight == 0.5

@@ -4,7 +4,7 @@ Input: the ``sorted_data_acl`` folder (or the ``domain_sentiment_data.tar.gz`` t
 with ``<domain>/{positive,negative}.review`` for books, dvd, electronics and kitchen
 (``kitchen_&_housewares`` on disk). ``unlabeled.review`` is not used.
 
-Parsing (reference-code.md §1.2): after a line ``<review_text>``, every non-empty stripped line up to
+Parsing (docs/design-choices.md, "Data and batches"): after a line ``<review_text>``, every non-empty stripped line up to
 ``</review_text>`` is joined with single spaces; title, rating etc. are ignored, HTML entities kept.
 Labels are fixed: ``negative`` = 0, ``positive`` = 1 (the release derives them from a Python set,
 so its ids depend on ``PYTHONHASHSEED``; we do not reproduce that bug).

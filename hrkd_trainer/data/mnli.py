@@ -1,4 +1,4 @@
-"""MultiNLI with its genres as domains, split as the HRKD release does (reference-code.md §1.2).
+"""MultiNLI with its genres as domains, split as the HRKD release does (docs/design-choices.md, "Data and batches").
 
 Two sources:
 

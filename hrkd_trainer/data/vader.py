@@ -24,6 +24,7 @@ from pathlib import Path
 
 from datasets import DatasetDict
 
+from ..assets import cache_root
 from .common import DataFormatError, DataSource, SkipReport, build_dataset_dict, seeded_split
 
 VADER_REQUIREMENT = "vaderSentiment==3.3.2"
@@ -48,7 +49,8 @@ SOURCE = DataSource(
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HRKD_CACHE", Path.home() / ".cache" / "hrkd_trainer"))
+    """The cache root (``$HRKD_CACHE``, see :func:`hrkd_trainer.assets.cache_root`)."""
+    return cache_root()
 
 
 def sha256_of(path: Path) -> str:

@@ -14,16 +14,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..vocabulary import ABLATION_TEXT
 from .graph import DomainRelationalGraph
 from .hierarchy import compare_aggregate, reference_prototypes
 
-#: Table 4's ablations: what each switch removes
-ABLATIONS = {
-    "self_attention": "reference prototype RP_m = the domain's own prototype h_m (no eq. 13-14)",
-    "compare_aggregate": "graph input = plain average of the prototypes of positions 0..m (no eq. 15-16)",
-    "hierarchy": "graph input = the prototype of position m only (no eq. 13-16)",
-    "domain_relation": "uniform ratios 1/D (no graphs): multi-domain KD at the same loss scale",
-}
+#: Table 4's ablations: what each switch removes (from the one vocabulary)
+ABLATIONS = {str(ablation): text for ablation, text in ABLATION_TEXT.items()}
 
 
 @dataclass
@@ -41,7 +37,7 @@ class RelationalOutput:
 
 
 def check_ablations(ablations: Iterable[str]) -> tuple[str, ...]:
-    ablations = tuple(ablations)
+    ablations = tuple(str(a) for a in ablations)
     unknown = [a for a in ablations if a not in ABLATIONS]
     if unknown:
         raise ValueError(f"unknown relational ablation(s) {unknown}; choose from {list(ABLATIONS)}")

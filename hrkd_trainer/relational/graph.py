@@ -19,7 +19,7 @@ class DomainRelationalGraph(nn.Module):
     Dropout is applied to the node features and the attention coefficients (as in GAT and the release).
 
     On a complete graph, node i's aggregate depends on i only through LeakyReLU's kink, so every
-    domain tends to get the same output and r = 1/D (see README). ``residual=True`` (not in the paper)
+    domain tends to get the same output and r = 1/D (see docs/hrkd.md). ``residual=True`` (not in the paper)
     adds each node's own transformed features to its aggregate in both layers,
     ``ELU(Σ_j α_ij W h_j + W h_i)``, which makes the ratios depend on the domain's own prototype.
     """

@@ -1,0 +1,109 @@
+"""Per-domain evaluation, the one copy used by the trainers, the recipes, the Hub and the benchmarks:
+predictions and accuracy per domain (each domain through its own head), and inference timing.
+
+``MultiDomainTrainer.evaluate`` reports the same accuracies through ``Trainer.evaluate`` (a test
+checks that the two agree); these functions serve where no trainer is at hand (a finished run, an
+exported student, a teacher from another run).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+
+import torch
+from datasets import Dataset
+
+from .collate import MultiDomainCollator
+
+
+def by_domain(dataset: Dataset, domains: Sequence[str]) -> dict[str, Dataset]:
+    """``{domain: rows of that domain}`` of a tokenised split (column ``domain_ids``)."""
+    ids = dataset["domain_ids"]
+    out = {}
+    for index, name in enumerate(domains):
+        rows = [i for i, d in enumerate(ids) if d == index]
+        if not rows:
+            raise ValueError(f"no evaluation examples for domain {name!r}")
+        out[name] = dataset.select(rows)
+    return out
+
+
+def padded_batches(
+    dataset: Dataset, pad_token_id: int, batch_size: int, device, limit: int | None = None
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Consecutive rows of a tokenised dataset as padded tensor batches on ``device`` (at most ``limit``)."""
+    collate = MultiDomainCollator(pad_token_id)
+    columns = dataset.column_names
+    for number, start in enumerate(range(0, len(dataset), batch_size)):
+        if limit is not None and number >= limit:
+            return
+        rows = dataset[start : start + batch_size]
+        features = [dict(zip(columns, values)) for values in zip(*(rows[c] for c in columns))]
+        yield {k: v.to(device) for k, v in collate(features).items()}
+
+
+def batch_logits(model, batch: dict) -> torch.Tensor:
+    """The model's logits for one padded batch (each row through its domain's head)."""
+    return model(
+        batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), batch["domain_ids"]
+    ).logits
+
+
+@torch.no_grad()
+def predict_per_domain(
+    model, splits: dict[str, Dataset], pad_token_id: int, batch_size: int = 64
+) -> dict[str, list[int]]:
+    """Predicted label id of every row, per domain (each domain with its own head), in row order."""
+    model.eval()
+    device = next(model.parameters()).device
+    return {
+        domain: [
+            label
+            for batch in padded_batches(dataset, pad_token_id, batch_size, device)
+            for label in batch_logits(model, batch).argmax(-1).tolist()
+        ]
+        for domain, dataset in splits.items()
+    }
+
+
+def accuracy_per_domain(predictions: dict[str, list[int]], splits: dict[str, Dataset]) -> dict[str, float]:
+    """Accuracy per domain and their unweighted average (the paper's "Average" column)."""
+    results = {
+        domain: sum(int(p == y) for p, y in zip(predicted, splits[domain]["labels"])) / len(predicted)
+        for domain, predicted in predictions.items()
+    }
+    results["average"] = sum(results.values()) / len(results)
+    return results
+
+
+def evaluate_per_domain(
+    model, splits: dict[str, Dataset], pad_token_id: int, batch_size: int = 64
+) -> dict[str, float]:
+    """Accuracy per domain (each domain with its own head) and their unweighted average."""
+    return accuracy_per_domain(predict_per_domain(model, splits, pad_token_id, batch_size), splits)
+
+
+@torch.no_grad()
+def inference_seconds(
+    model,
+    dataset: Dataset,
+    pad_token_id: int,
+    batch_size: int = 32,
+    batches: int = 5,
+    repeats: int = 3,
+) -> float:
+    """Median wall time of ``batches`` forward passes over the first rows (the same rows for every model)."""
+    model.eval()
+    device = next(model.parameters()).device
+    prepared = list(padded_batches(dataset, pad_token_id, batch_size, device, limit=batches))
+    timings = []
+    for _ in range(repeats + 1):
+        begin = time.perf_counter()
+        for batch in prepared:
+            batch_logits(model, batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append(time.perf_counter() - begin)
+    return statistics.median(timings[1:])  # the first run warms up

@@ -1,0 +1,40 @@
+"""``run_recipe``: the five stages of a recipe run, in order (see :mod:`hrkd_trainer.run.stages`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from datasets import DatasetDict
+
+from ..config import HRKDConfig, derive_arguments
+from ..data.common import DataSource
+from .arguments import RecipeArguments
+from .report import check_push, report
+from .stages import distill_student, obtain_teacher, prepare_data, train_baseline
+
+
+def run_recipe(
+    recipe: RecipeArguments,
+    config: HRKDConfig,
+    load_data: Callable[[RecipeArguments], DatasetDict],
+    default_teacher_init: Callable[[], str] | None = None,
+    data_source: DataSource | None = None,
+) -> dict:
+    """Teacher (fine-tuned or given) → distilled student (+ baseline) → test accuracy, speed, results.json.
+
+    With ``--push_to_hub`` the finished run is published as ``hub_upload.py`` would publish it (to
+    ``--hub_model_id``); no trainer of the run pushes anything itself (the teacher never leaves).
+    """
+    started = time.time()
+    push = config.push_to_hub
+    if push:  # fail before training, not after it
+        check_push(config)
+        config = derive_arguments(config, push_to_hub=False)
+    state = prepare_data(recipe, config, load_data, default_teacher_init, data_source)
+    state.started = started
+    obtain_teacher(state)
+    distill_student(state)
+    if recipe.baseline:
+        train_baseline(state)
+    return report(state, push=push)

@@ -1,0 +1,318 @@
+"""A recipe run as five named stages over one small :class:`RunState`:
+
+1. :func:`prepare_data`: load, select and cap the splits; tokenise for student and teacher; Meta-KD's
+   prototype scores when a stage needs them;
+2. :func:`obtain_teacher`: load the given teacher, or train one of the paper's teacher types;
+3. :func:`distill_student`: one multi-domain student (uniform or HRKD), or one per domain;
+4. :func:`train_baseline`: the same student fine-tuned without a teacher (same data and steps);
+5. :func:`report` (``run/report.py``): test accuracy, size, speed → ``results.json``, the table,
+   the case study, the Hub.
+
+:func:`~hrkd_trainer.run.runner.run_recipe` runs them in order; each stage reads and fills the state,
+and times itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from datasets import DatasetDict
+from transformers import AutoTokenizer, set_seed
+
+from ..baselines import TokenizedData, add_instance_weights, distill_per_domain, fine_tune, train_teacher
+from ..collate import same_tokenizer, tokenize_multi_domain
+from ..config import HRKDConfig, MultiDomainArguments, derive_arguments
+from ..data.common import DataSource, domain_names, few_shot, label_names, per_domain_head, select_domains
+from ..evaluation import by_domain
+from ..lora import LoraSettings
+from ..metakd import DomainCorruption, encoder_prototype_scores
+from ..modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi_domain
+from ..trainer import HRKDTrainer
+from ..vocabulary import Method, TeacherType
+from .arguments import RecipeArguments
+
+logger = logging.getLogger(__name__)
+
+#: a column only Meta-KD's trainers read; the other stages train without it
+INSTANCE_WEIGHTS = "instance_weights"
+
+
+@dataclass
+class RunState:
+    """What the stages hand on: settings, data, tokenizers and the models as they are made."""
+
+    recipe: RecipeArguments
+    config: HRKDConfig
+    data: DatasetDict
+    teacher_source: str
+    student_source: str
+    tokenizer: object
+    teacher_tokenizer: object
+    student_data: TokenizedData
+    teacher_data: TokenizedData
+    data_source: DataSource | None = None
+    teacher: MultiDomainModel | DomainExperts | None = None
+    teacher_trainable: int | None = None
+    corruption: DomainCorruption | None = None
+    student: MultiDomainModel | DomainExperts | None = None
+    distill_args: HRKDConfig | None = None
+    baseline: MultiDomainModel | None = None
+    baseline_args: MultiDomainArguments | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def output_dir(self) -> str:
+        return self.config.output_dir
+
+    @property
+    def domains(self) -> list[str]:
+        return self.student_data.domains
+
+    @property
+    def labels(self) -> list[str]:
+        return self.student_data.labels
+
+    def new_student(self, domains) -> MultiDomainModel:
+        """A fresh student for ``domains``, initialised the same way every time (same seed)."""
+        return MultiDomainModel.from_encoder(
+            self.student_source, domains, self.labels, num_hidden_layers=self.recipe.student_layers,
+            seed=self.config.seed,
+        )  # fmt: skip
+
+
+class timed:
+    """``with timed(state, "teacher"):`` records the stage's wall time in ``state.timings``."""
+
+    def __init__(self, state: RunState, name: str):
+        self.state, self.name = state, name
+
+    def __enter__(self):
+        self.begin = time.time()
+        return self
+
+    def __exit__(self, *exc):
+        self.state.timings[self.name] = time.time() - self.begin
+
+
+# ---------------------------------------------------------------------------- 1. data
+def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDomainArguments) -> DatasetDict:
+    """Select domains, then apply the few-shot fraction and the per-domain caps."""
+    data = select_domains(data, config.domains)
+    if recipe.few_shot_fraction:
+        data = few_shot(data, recipe.few_shot_fraction)
+    limited = {
+        "train": per_domain_head(data["train"], recipe.max_train_samples_per_domain),
+        "dev": per_domain_head(data["dev"], recipe.max_eval_samples_per_domain),
+        "test": per_domain_head(data["test"], recipe.max_eval_samples_per_domain),
+    }
+    for split, dataset in limited.items():
+        if len(dataset) == 0:
+            raise ValueError(f"the {split} split is empty after selecting domains and caps")
+    out = DatasetDict(limited)
+    out.skipped = getattr(data, "skipped", {})
+    return out
+
+
+def tokenize_splits(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> TokenizedData:
+    domains, labels = domain_names(data), label_names(data)
+    tokenized = {
+        split: tokenize_multi_domain(data[split], tokenizer, max_length, teacher_tokenizer)
+        for split in ("train", "dev", "test")
+    }
+    return TokenizedData(
+        train=tokenized["train"],
+        dev=by_domain(tokenized["dev"], domains),
+        test=by_domain(tokenized["test"], domains),
+        domains=domains,
+        labels=labels,
+    )
+
+
+def expert_root(path: str) -> str:
+    """``path``, or for a per-domain (``single``) export its first domain's model folder."""
+    experts = os.path.join(path, EXPERTS_FILE)
+    if os.path.isfile(experts):
+        with open(experts) as handle:
+            return os.path.join(path, json.load(handle)["domains"][0])
+    return path
+
+
+def model_sources(recipe: RecipeArguments, default_teacher_init: Callable[[], str] | None) -> tuple[str, str]:
+    """``(teacher source, student source)``: where tokenizers and initial weights come from."""
+    if recipe.teacher:
+        # a 'single' teacher export holds one model per domain: its first one stands for tokenizer and encoder
+        teacher_source = expert_root(recipe.teacher)
+    else:
+        teacher_source = recipe.teacher_init or (default_teacher_init() if default_teacher_init else None)
+        if teacher_source is None:
+            raise SystemExit(
+                "give --teacher (a fine-tuned multi-domain teacher) or --teacher_init (a pretrained encoder)"
+            )
+    if recipe.student is None and recipe.student_layers is None:
+        raise SystemExit(
+            "the student is cut from the teacher's encoder: say how many layers with --student_layers"
+        )
+    student_source = recipe.student or (
+        recipe.teacher_init or teacher_source if not recipe.teacher else teacher_source
+    )
+    return teacher_source, student_source
+
+
+def needs_prototype_scores(recipe: RecipeArguments) -> bool:
+    """Meta-KD's t_i are needed by a meta-teacher to train and by meta-distillation."""
+    meta_teacher = recipe.teacher_type == TeacherType.META and not recipe.teacher
+    return recipe.meta_instance_weights and (meta_teacher or recipe.method == Method.META_DISTILL)
+
+
+def prepare_data(
+    recipe: RecipeArguments,
+    config: HRKDConfig,
+    load_data: Callable[[RecipeArguments], DatasetDict],
+    default_teacher_init: Callable[[], str] | None = None,
+    data_source: DataSource | None = None,
+) -> RunState:
+    """Stage 1: the splits, both tokenizations and (Meta-KD) the prototype scores."""
+    set_seed(config.seed)
+    os.makedirs(config.output_dir, exist_ok=True)
+    data = prepare_splits(load_data(recipe), recipe, config)
+    teacher_source, student_source = model_sources(recipe, default_teacher_init)
+    teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
+    tokenizer = AutoTokenizer.from_pretrained(student_source)
+    student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
+    # the teacher's own inputs (for fine-tuning and evaluating it); the same data when tokenizers match
+    if same_tokenizer(tokenizer, teacher_tokenizer):
+        teacher_data = student_data
+    else:
+        teacher_data = tokenize_splits(data, teacher_tokenizer, config.max_length)
+    state = RunState(
+        recipe, config, data, teacher_source, student_source, tokenizer, teacher_tokenizer, student_data,
+        teacher_data, data_source,
+    )  # fmt: skip
+    if needs_prototype_scores(
+        recipe
+    ):  # Meta-KD's t_i from a pretrained encoder, once for teacher and student
+        with timed(state, "prototype_scores"):
+            source = (
+                recipe.prototype_encoder
+                or recipe.teacher_init
+                or (default_teacher_init() if default_teacher_init else None)
+            )
+            if source is None:
+                raise SystemExit(
+                    "Meta-KD's prototype scores need a pretrained encoder: pass --prototype_encoder"
+                )
+            scores = encoder_prototype_scores(source, data["train"], config.max_length)
+            shared = state.teacher_data is state.student_data
+            state.student_data = add_instance_weights(state.student_data, scores)
+            state.teacher_data = (
+                state.student_data if shared else add_instance_weights(state.teacher_data, scores)
+            )
+    return state
+
+
+# ---------------------------------------------------------------------------- 2. teacher
+def obtain_teacher(state: RunState) -> None:
+    """Stage 2: load ``--teacher`` (checked against the data and the method), or train one."""
+    recipe, config = state.recipe, state.config
+    with timed(state, "teacher"):
+        if recipe.teacher:
+            teacher = load_multi_domain(recipe.teacher)
+            if teacher.domains != state.domains:
+                raise SystemExit(
+                    f"--teacher {recipe.teacher} has domains {teacher.domains}, the data has {state.domains}"
+                )
+            if isinstance(teacher, DomainExperts) and not recipe.method.per_domain:
+                raise SystemExit(
+                    f"--teacher {recipe.teacher} holds one model per domain (a 'single' teacher): distil it with "
+                    "--method tinybert or meta-distill"
+                )
+            state.teacher, state.corruption = teacher, DomainCorruption.load(recipe.teacher)
+            return
+        teacher_args = derive_arguments(
+            config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "teacher_checkpoints"),
+            num_train_epochs=recipe.teacher_num_train_epochs, learning_rate=recipe.teacher_learning_rate,
+            load_best_model_at_end=True, metric_for_best_model="avg_accuracy", save_total_limit=1,
+        )  # fmt: skip
+        lora = None
+        if recipe.teacher_lora_r:
+            lora = LoraSettings(
+                r=recipe.teacher_lora_r, alpha=recipe.teacher_lora_alpha, dropout=recipe.teacher_lora_dropout,
+                target_modules=recipe.teacher_lora_target_modules,
+            )  # fmt: skip
+        trained = train_teacher(
+            recipe.teacher_type, state.teacher_source, state.teacher_data, teacher_args, state.teacher_tokenizer,
+            os.path.join(state.output_dir, "teacher"), lora=lora, meta=recipe.meta_kd(),
+        )  # fmt: skip
+        state.teacher, state.teacher_trainable, state.corruption = (
+            trained.model,
+            trained.trainable_parameters,
+            trained.corruption,
+        )
+
+
+# ---------------------------------------------------------------------------- 3. distillation
+def distill_student(state: RunState) -> None:
+    """Stage 3: distil the teacher into one multi-domain student, or one student per domain."""
+    recipe, config = state.recipe, state.config
+    overrides = {}
+    if recipe.few_shot_fraction:
+        logger.info(
+            "few-shot: student learning rate %g (--few_shot_learning_rate)", recipe.few_shot_learning_rate
+        )
+        overrides["learning_rate"] = recipe.few_shot_learning_rate
+    state.distill_args = args = derive_arguments(
+        config, HRKDConfig, output_dir=os.path.join(state.output_dir, "student_checkpoints"),
+        load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
+        save_total_limit=1,
+    )  # fmt: skip
+    export = os.path.join(state.output_dir, "student")
+    with timed(state, "distillation"):
+        if recipe.method.per_domain:
+            state.student = distill_per_domain(
+                recipe.method, state.teacher, state.new_student, state.student_data, args, state.tokenizer, export,
+                teacher_tokenizer=state.teacher_tokenizer, teacher_corruption=state.corruption, meta=recipe.meta_kd(),
+                prediction_stage={
+                    "learning_rate": recipe.prediction_stage_learning_rate,
+                    "num_train_epochs": recipe.prediction_stage_epochs,
+                },
+            )  # fmt: skip
+            return
+        trainer = fine_tune(
+            state.new_student(state.domains), without_instance_weights(state.student_data), args, state.tokenizer,
+            export, HRKDTrainer, teacher_model=state.teacher, teacher_processing_class=state.teacher_tokenizer,
+        )  # fmt: skip
+        trainer.save_training_state(os.path.join(state.output_dir, "training_state"))
+        trainer.save_ratio_report(state.output_dir)
+        state.student = trainer.student
+
+
+def without_instance_weights(data: TokenizedData) -> TokenizedData:
+    """The data without Meta-KD's weight column (for stages that do not weight examples)."""
+    if INSTANCE_WEIGHTS not in data.train.column_names:
+        return data
+    return TokenizedData(
+        data.train.remove_columns(INSTANCE_WEIGHTS), data.dev, data.test, data.domains, data.labels
+    )
+
+
+# ---------------------------------------------------------------------------- 4. baseline
+def train_baseline(state: RunState) -> None:
+    """Stage 4: an equally sized student fine-tuned on the labels alone (same data, same steps)."""
+    recipe, config = state.recipe, state.config
+    with timed(state, "baseline"):
+        state.baseline_args = derive_arguments(
+            config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "baseline_checkpoints"),
+            learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
+            load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
+            save_total_limit=1,
+        )  # fmt: skip
+        state.baseline = fine_tune(
+            state.new_student(state.domains), without_instance_weights(state.student_data), state.baseline_args,
+            state.tokenizer, os.path.join(state.output_dir, "baseline"),
+        ).student  # fmt: skip

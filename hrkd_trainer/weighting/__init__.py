@@ -1,0 +1,52 @@
+"""Loss-weighting strategies behind one interface (:class:`LossWeighting`): uniform (eq. 5) and the
+paper's relational graph (eq. 6-17). :func:`build_weighting` picks one from an ``HRKDConfig``.
+
+Adding a strategy: one module with a :class:`LossWeighting` subclass (its formula in the docstring),
+and a branch in :func:`build_weighting`."""
+
+from __future__ import annotations
+
+import torch
+
+from ..relational import RelationalBalancer
+from ..vocabulary import RelationalMode
+from .base import LossWeighting, RatioOutput, WeightedLoss
+from .relational import RelationalWeighting
+from .uniform import UniformWeighting
+
+__all__ = [
+    "LossWeighting",
+    "RatioOutput",
+    "RelationalWeighting",
+    "UniformWeighting",
+    "WeightedLoss",
+    "build_weighting",
+]
+
+
+def build_weighting(args, num_positions: int, num_domains: int, features: int) -> LossWeighting:
+    """The weighting an :class:`~hrkd_trainer.HRKDConfig` asks for. The relational balancer is
+    initialised from ``args.seed`` without touching the global random state."""
+    if not args.relational:
+        return UniformWeighting(args.pred_loss_weight)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        balancer = RelationalBalancer(
+            num_positions=num_positions,
+            num_domains=num_domains,
+            features=features,
+            heads=args.relational_heads,
+            hidden_features=args.relational_hidden_size,
+            dropout=args.relational_dropout,
+            ablations=[str(a) for a in args.relational_ablations],
+            graph_residual=args.relational_graph_residual,
+        )
+    return RelationalWeighting(
+        balancer,
+        pred_weight=args.pred_loss_weight,
+        ratio_scale=args.ratio_scale,
+        entropy_weight=args.ratio_entropy_weight,
+        learned=args.relational_mode == RelationalMode.LEARNED,
+        learning_rate=args.relational_learning_rate,
+        weight_decay=args.relational_weight_decay,
+    )
