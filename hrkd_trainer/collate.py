@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from datasets import Dataset
 
+from .vocabulary import Padding
+
 
 def same_tokenizer(a, b) -> bool:
     """True when two tokenizers map every text to the same ids (same class and vocabulary)."""
@@ -96,7 +98,7 @@ class MultiDomainCollator:
         max_length: int | None = None,
         pad_to_multiple_of: int | None = None,
     ):
-        if padding == "max_length" and not max_length:
+        if padding == Padding.MAX_LENGTH and not max_length:
             raise ValueError("padding='max_length' needs max_length")
         self.pad_token_id = pad_token_id
         self.teacher_pad_token_id = pad_token_id if teacher_pad_token_id is None else teacher_pad_token_id
@@ -105,7 +107,7 @@ class MultiDomainCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def _length(self, sequences: Sequence[Sequence[int]]) -> int:
-        if self.padding == "max_length":
+        if self.padding == Padding.MAX_LENGTH:
             return self.max_length
         length = max(len(s) for s in sequences)
         if self.pad_to_multiple_of:

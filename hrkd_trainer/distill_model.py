@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from .modeling import MultiDomainModel
 from .relational import RelationalBalancer, global_domain_prototypes
+from .vocabulary import HiddenProjection
 from .weighting import LossWeighting, RelationalWeighting, UniformWeighting
 
 TRAINING_STATE_CONFIG = "hrkd_training_state.json"
@@ -39,9 +40,10 @@ class HiddenProjections(nn.Module):
 
     def __init__(self, positions: Sequence[int], student_width: int, teacher_width: int, mode: str = "auto"):
         super().__init__()
-        if mode == "auto":
-            mode = "identity" if student_width == teacher_width else "linear"
-        if mode == "identity" and student_width != teacher_width:
+        mode = HiddenProjection.parse(mode, "--hidden_projection")
+        if mode == HiddenProjection.AUTO:
+            mode = HiddenProjection.IDENTITY if student_width == teacher_width else HiddenProjection.LINEAR
+        if mode == HiddenProjection.IDENTITY and student_width != teacher_width:
             raise ValueError(
                 f"--hidden_projection identity needs equal widths, but the student has {student_width} and "
                 f"the teacher {teacher_width}: use --hidden_projection linear (or auto)"
@@ -51,7 +53,7 @@ class HiddenProjections(nn.Module):
         self.teacher_width = teacher_width
         self.positions = tuple(positions)
         self.maps = nn.ModuleDict()
-        if mode == "linear":
+        if mode == HiddenProjection.LINEAR:
             for position in self.positions:
                 linear = nn.Linear(student_width, teacher_width)
                 with torch.no_grad():
@@ -63,7 +65,7 @@ class HiddenProjections(nn.Module):
                 self.maps[str(position)] = linear
 
     def forward(self, position: int, states: torch.Tensor) -> torch.Tensor:
-        if self.mode == "identity":
+        if self.mode == HiddenProjection.IDENTITY:
             return states
         return self.maps[str(position)](states)
 

@@ -15,6 +15,8 @@ from typing import NamedTuple
 import torch
 from torch.nn import functional as F
 
+from .vocabulary import HeadReduction, RatioScale
+
 
 class RowLoss(NamedTuple):
     """Per-example numerator and denominator of a mean: ``loss = total.sum() / count.sum()``."""
@@ -67,14 +69,13 @@ def attention_mse_rows(
     Since every head has the same number of elements, the mean over all elements equals the
     per-head mean averaged over heads (the ``1/h Σ_i`` of eq. 3).
     """
-    if head_reduction not in ("none", "mean"):
-        raise ValueError(f"head_reduction must be 'none' or 'mean', got {head_reduction!r}")
+    head_reduction = HeadReduction.parse(head_reduction, "head_reduction")
     student_scores = student_scores.float()
     teacher_scores = teacher_scores.float()
     keys = key_mask.bool()[:, None, None, :]
     student_scores = torch.where(keys, student_scores, 0.0)
     teacher_scores = torch.where(keys, teacher_scores, 0.0)
-    if head_reduction == "mean":
+    if head_reduction == HeadReduction.MEAN:
         student_scores = student_scores.mean(dim=1, keepdim=True)
         teacher_scores = teacher_scores.mean(dim=1, keepdim=True)
     if student_scores.shape != teacher_scores.shape:
@@ -178,9 +179,8 @@ def hrkd_loss(
     uniform ratios give eq. 5 exactly and HRKD and the uniform multi-domain baseline train at the same
     loss scale (same effective learning rate and the same gradient clipping).
     """
-    if ratio_scale not in ("mean", "sum"):
-        raise ValueError(f"ratio_scale must be 'mean' or 'sum', got {ratio_scale!r}")
+    ratio_scale = RatioScale.parse(ratio_scale, "ratio_scale")
     num_domains = ratios.shape[-1]
-    if ratio_scale == "mean":
+    if ratio_scale == RatioScale.MEAN:
         return multi_domain_kd_loss(embedding, attention, hidden, prediction, gamma, ratios * num_domains)
     return multi_domain_kd_loss(embedding, attention, hidden, prediction, gamma / num_domains, ratios)

@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import BatchSampler, Sampler
 
+from .vocabulary import DomainSampling
+
 
 def _domain_id_tensor(domain_ids: Sequence[int], owner: str) -> torch.Tensor:
     ids = torch.as_tensor(list(domain_ids), dtype=torch.long)
@@ -168,7 +170,7 @@ class MixedBatchSampler(BatchSampler):
         self.batch_size = batch_size
         self.drop_last = False
         self.sampler = _EpochIndexSampler(self)
-        if mode == "pooled":
+        if mode == DomainSampling.POOLED:
             self._length = math.ceil(ids.numel() / batch_size)
         else:
             sizes = torch.bincount(ids)
@@ -186,7 +188,7 @@ class MixedBatchSampler(BatchSampler):
     def __iter__(self) -> Iterator[list[int]]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         b = self.batch_size
-        if self.mode == "pooled":
+        if self.mode == DomainSampling.POOLED:
             order = self._order(self.domain_ids.numel(), generator)
             batches = [order[i : i + b] for i in range(0, order.numel(), b)]
         else:

@@ -27,7 +27,7 @@ from .teacher import CachedTeacher, LiveTeacher, build_teacher_cache, teacher_ca
 from .teacher_cache import CacheSpec, TeacherOutputCache
 from .training_logs import ratio_history, window_mean, write_ratio_report
 from .training_state import AUX_WEIGHTS_NAME
-from .vocabulary import DistillLoss, RelationalMode
+from .vocabulary import DistillLoss, HeadReduction, RelationalMode
 from .weighting import LossWeighting, RatioOutput, build_weighting
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class HRKDTrainer(MultiDomainTrainer):
         capture_attention = args.uses(DistillLoss.ATTENTION)
         if capture_attention:
             if (
-                args.attention_head_reduction == "none"
+                args.attention_head_reduction == HeadReduction.NONE
                 and model.num_attention_heads != teacher_model.num_attention_heads
             ):
                 raise ValueError(
