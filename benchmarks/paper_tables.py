@@ -3,6 +3,9 @@
 
 For each seed, runs ``recipes/vader.py`` once per row. A row whose teacher type was already trained
 for that seed reuses it (``--teacher``), so the HRKD-teacher is trained once and distilled three ways.
+Every row's student starts from the same *pretrained* layers (``--student``: the ``--teacher_init``
+of ``--flags``, else the offline MiniLM), never from a fine-tuned teacher, so that the rows compare
+methods, not initialisations.
 Writes ``OUT/summary.json`` and ``OUT/summary.md``: per-domain test accuracy and the dev average
 (mean ± std over seeds) for the teachers and the students. Finished runs are reused, so an
 interrupted sweep continues. Checkpoint folders are deleted after each run (the exports and
@@ -107,6 +110,13 @@ def main() -> int:
     parser.add_argument("--recipe", default=os.path.join(ROOT, "recipes", "vader.py"))
     args = parser.parse_args()
     rows = [r for r in ROWS if not args.only or slug(r[1], r[2]) in args.only]
+    flags = shlex.split(args.flags)
+    student_init = flags[flags.index("--teacher_init") + 1] if "--teacher_init" in flags else None
+    if student_init is None:
+        sys.path.insert(0, ROOT)
+        from hrkd_trainer.assets import offline_minilm_path
+
+        student_init = offline_minilm_path()
     teachers: dict[str, dict[int, dict]] = {}
     students: dict[str, dict[int, dict]] = {name: {} for name, _, _ in rows}
     for seed in args.seeds:
@@ -126,7 +136,7 @@ def main() -> int:
                 command = [
                     sys.executable, args.recipe, "--seed", str(seed), "--output_dir", run_dir, "--disable_tqdm", "true",
                     "--baseline", "false", "--method", method, "--teacher_type", teacher_type,
-                    *(["--teacher", reuse] if reuse else []), *shlex.split(args.flags),
+                    "--student", student_init, *(["--teacher", reuse] if reuse else []), *flags,
                 ]  # fmt: skip
                 os.makedirs(run_dir, exist_ok=True)
                 begin = time.time()

@@ -110,7 +110,12 @@ VARIANTS = (
     "hrkd-frozen",
     "hrkd-learned",
     "hrkd-learned+cache",
+    "uniform-noise",
+    "loss-progress",
+    "group-dro",
 )
+#: the weighting strategies of hrkd_trainer.weighting.adaptive, run like uniform KD otherwise
+ADAPTIVE = ("uniform-noise", "loss-progress", "group-dro")
 REFERENCE = "research-loop"
 
 
@@ -235,9 +240,12 @@ def make_trainer(
             processing_class=tokenizer,
         )
     else:
-        mode = {"uniform-kd": "off", "hrkd-frozen": "frozen"}.get(kind, "learned")
+        mode = {"uniform-kd": "off", "hrkd-frozen": "frozen", **dict.fromkeys(ADAPTIVE, "off")}.get(
+            kind, "learned"
+        )
+        weighting = kind if kind in ADAPTIVE else "auto"
         config = HRKDConfig(
-            **common, relational_mode=mode, teacher_cache=kind.endswith("+cache"),
+            **common, relational_mode=mode, loss_weighting=weighting, teacher_cache=kind.endswith("+cache"),
             teacher_cache_dir=os.path.join(workdir, "teacher_cache"),
         )  # fmt: skip
         teacher = multi_domain(teacher_dir, domains, labels, seed=1)
@@ -381,12 +389,10 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
             result[kind]["memory_vs_reference"] = (result[kind]["peak_memory_bytes"] or 0) / reference[
                 "peak_memory_bytes"
             ]
-    result["hrkd-learned"]["step_time_vs_uniform_kd"] = (
-        result["hrkd-learned"]["mean_step_seconds"] / result["uniform-kd"]["mean_step_seconds"]
-    )
-    result["hrkd-frozen"]["step_time_vs_uniform_kd"] = (
-        result["hrkd-frozen"]["mean_step_seconds"] / result["uniform-kd"]["mean_step_seconds"]
-    )
+    for kind in ("hrkd-learned", "hrkd-frozen", *ADAPTIVE):
+        result[kind]["step_time_vs_uniform_kd"] = (
+            result[kind]["mean_step_seconds"] / result["uniform-kd"]["mean_step_seconds"]
+        )
     cache = trainers["hrkd-learned+cache"].teacher_cache
     return {"variants": result, "rows_per_step": rows_per_step, "steps": args.steps, "warmup": args.warmup,
             "cache_megabytes": cache.nbytes / 1e6, "cache_build_seconds": cache.manifest["build_seconds"]}  # fmt: skip

@@ -18,6 +18,7 @@ from .vocabulary import (
     DomainSampling,
     HeadReduction,
     HiddenProjection,
+    LossWeightingKind,
     Method,
     Padding,
     RatioScale,
@@ -40,6 +41,17 @@ GROUP_HRKD = "HRKD relational weighting (§2.2-2.3, eq. 6-17)"
 GROUP_CACHE = "teacher-output cache"
 GROUP_META = "Meta-KD (baseline)"
 HELP_GROUPS = {
+    **dict.fromkeys(
+        (
+            "loss_weighting",
+            "weighting_floor",
+            "weighting_temperature",
+            "weighting_ema",
+            "weighting_step_size",
+            "weighting_noise_std",
+        ),
+        GROUP_HRKD,
+    ),
     **dict.fromkeys(
         (
             "relational_mode",
@@ -258,6 +270,29 @@ class HRKDConfig(MultiDomainArguments):
         "code does. False detaches the prototypes: the student only sees the ratios as weights.",
     )
 
+    # ---- loss weighting strategies other than the paper's graph (weighting/adaptive.py)
+    loss_weighting: str = option(
+        LossWeightingKind.AUTO,
+        help="How the per-domain, per-layer losses are weighted: 'auto' (uniform with --relational_mode off, "
+        "else the paper's relational graph), 'uniform' (eq. 5), 'relational' (eq. 6-17), 'uniform-noise' "
+        "(uniform plus per-step noise of --weighting_noise_std: a control), 'loss-progress' (more weight to "
+        "domains whose losses fall slowest), 'group-dro' (online group DRO). All but uniform use eq. 17's form.",
+        choices=LossWeightingKind,
+    )
+    weighting_floor: float = option(
+        0.05,
+        help="Every domain keeps at least this ratio per position (loss-progress, group-dro, uniform-noise).",
+    )
+    weighting_temperature: float = option(0.1, help="Softmax temperature T of loss-progress.")
+    weighting_ema: float = option(0.9, help="EMA factor β of the per-domain losses in loss-progress.")
+    weighting_step_size: float = option(
+        0.01, help="Step size η of group-dro's exponentiated-gradient update."
+    )
+    weighting_noise_std: float = option(
+        0.05,
+        help="Standard deviation of each ratio's noise in uniform-noise (about the paper module's spread).",
+    )
+
     # ---- the teacher-output cache
     teacher_cache: bool = option(
         False,
@@ -296,6 +331,21 @@ class HRKDConfig(MultiDomainArguments):
         )
         self.hidden_projection = HiddenProjection.parse(self.hidden_projection, "--hidden_projection")
         self.teacher_cache_dtype = CacheDtype.parse(self.teacher_cache_dtype, "--teacher_cache_dtype")
+        self.loss_weighting = LossWeightingKind.parse(self.loss_weighting, "--loss_weighting")
+        if self.loss_weighting == LossWeightingKind.AUTO:
+            self.loss_weighting = (
+                LossWeightingKind.RELATIONAL if self.relational else LossWeightingKind.UNIFORM
+            )
+        elif (self.loss_weighting == LossWeightingKind.RELATIONAL) != self.relational:
+            raise ValueError(
+                f"--loss_weighting {self.loss_weighting} and --relational_mode {self.relational_mode} disagree: the "
+                "relational graph needs --relational_mode frozen or learned, every other weighting --relational_mode off"
+            )
+        check_range("--weighting_floor", self.weighting_floor, low=0.0, high=1.0)
+        check_range("--weighting_temperature", self.weighting_temperature, low=0, low_open=True)
+        check_range("--weighting_ema", self.weighting_ema, low=0.0, high=1.0, high_open=True)
+        check_range("--weighting_step_size", self.weighting_step_size, low=0.0)
+        check_range("--weighting_noise_std", self.weighting_noise_std, low=0.0)
         check_range("--ratio_entropy_weight", self.ratio_entropy_weight, low=0)
         check_range("--relational_dropout", self.relational_dropout, low=0.0, high=1.0, high_open=True)
         check_range("--relational_heads", self.relational_heads, low=1)
@@ -318,6 +368,11 @@ class HRKDConfig(MultiDomainArguments):
     def method_name(self) -> Method:
         """The multi-domain method these settings make: ``hrkd`` with ratios, else ``multi-domain``."""
         return Method.HRKD if self.relational else Method.MULTI_DOMAIN
+
+    @property
+    def adaptive_weighting(self) -> bool:
+        """A weighting strategy other than uniform and the relational graph."""
+        return self.loss_weighting not in (LossWeightingKind.UNIFORM, LossWeightingKind.RELATIONAL)
 
 
 @dataclass

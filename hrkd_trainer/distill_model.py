@@ -206,8 +206,8 @@ class DistillationModel(nn.Module):
                 mask = attention_mask if self.prototype_mask_padding else None
                 prototypes = global_domain_prototypes(states, domain_ids, self.student.num_domains, mask)
             generator = None
-            if seed is not None and weighting.training and prototypes is not None:
-                generator = torch.Generator(device=prototypes.device)
+            if seed is not None and weighting.training and weighting.needs_step_seed:
+                generator = torch.Generator(device=device)
                 generator.manual_seed(seed)
             out = weighting.ratios(prototypes, generator)
         if out is None:

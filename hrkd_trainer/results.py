@@ -38,7 +38,10 @@ PREDICTIONS_FILE = "test_predictions.json"
 #: hyper-parameters every distillation run reports, then those of the relational weighting
 DISTILLATION_KEYS = (
     "temperature", "pred_loss_weight", "distill_losses", "layer_map", "mask_padding", "learning_rate",
-    "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode",
+    "num_train_epochs", "per_domain_train_batch_size", "max_length", "seed", "relational_mode", "loss_weighting",
+)  # fmt: skip
+ADAPTIVE_KEYS = (
+    "weighting_floor", "weighting_temperature", "weighting_ema", "weighting_step_size", "weighting_noise_std",
 )  # fmt: skip
 RELATIONAL_KEYS = (
     "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
@@ -50,6 +53,7 @@ RELATIONAL_KEYS = (
 def distillation_settings(config) -> dict:
     """The hyper-parameters that results.json (and the model card) report for a distillation run."""
     keys = DISTILLATION_KEYS + (RELATIONAL_KEYS if config.relational else ())
+    keys += ADAPTIVE_KEYS if getattr(config, "adaptive_weighting", False) else ()
     return json.loads(json.dumps({k: getattr(config, k) for k in keys}))  # enums → their values
 
 
@@ -191,6 +195,7 @@ def write_json(path: str, content) -> None:
     """Write ``content`` as JSON next to ``path`` and rename it into place: a killed write never
     leaves a file that looks finished."""
     partial = f"{path}.partial"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(partial, "w") as handle:
         json.dump(content, handle, indent=2)
     os.replace(partial, path)

@@ -182,7 +182,9 @@ class HRKDTrainer(MultiDomainTrainer):
         model = self.accelerator.unwrap_model(self.model)
         modules = {"projections": model.projections}
         if model.relational is not None:
-            modules["relational"] = model.relational
+            modules["relational"] = model.relational  # the 0.1 checkpoint name
+        elif len(model.weighting.state_dict()):
+            modules["weighting"] = model.weighting  # e.g. loss-progress averages, group-DRO weights
         if model.domain_transfer is not None:
             modules["domain_transfer"] = model.domain_transfer
         return modules

@@ -130,6 +130,26 @@ ABLATION_TEXT = {
 }
 
 
+class LossWeightingKind(Choice):
+    """Which strategy weighs the per-domain, per-position losses (``--loss_weighting``)."""
+
+    AUTO = "auto"
+    UNIFORM = "uniform"
+    RELATIONAL = "relational"
+    UNIFORM_NOISE = "uniform-noise"
+    LOSS_PROGRESS = "loss-progress"
+    GROUP_DRO = "group-dro"
+
+
+LOSS_WEIGHTING_TEXT = {
+    LossWeightingKind.UNIFORM: "uniform weights (eq. 5)",
+    LossWeightingKind.RELATIONAL: "the paper's domain-relational graphs (eq. 6-17)",
+    LossWeightingKind.UNIFORM_NOISE: "uniform weights plus per-step random noise (a control)",
+    LossWeightingKind.LOSS_PROGRESS: "weights from each domain's relative loss progress",
+    LossWeightingKind.GROUP_DRO: "online group-DRO weights towards the highest-loss domains",
+}
+
+
 class DistillLoss(Choice):
     """The TinyBERT-style losses (``--distill_losses``)."""
 

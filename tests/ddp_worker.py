@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--per_domain_batch", type=int, required=True)
     parser.add_argument("--max_steps", type=int, default=6)
     parser.add_argument("--relational_mode", default="learned")
+    parser.add_argument("--loss_weighting", default="auto")
+    parser.add_argument("--weighting_step_size", type=float, default=0.01)
     args = parser.parse_args()
 
     teacher = load_multi_domain(args.teacher)
@@ -62,6 +64,8 @@ def main() -> None:
         learning_rate=5e-3,
         warmup_steps=0,
         relational_mode=args.relational_mode,
+        loss_weighting=args.loss_weighting,
+        weighting_step_size=args.weighting_step_size,
         relational_graph_residual=True,  # ratios that differ from 1/D, so that the check means something
         logging_steps=1,
         save_strategy="no",
@@ -103,6 +107,7 @@ def main() -> None:
         "teacher_requires_grad": any(p.requires_grad for p in trainer.teacher_model.parameters()),
         "find_unused_parameters": getattr(trainer.model_wrapped, "find_unused_parameters", None),
         "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+        "weighting_state": {k: v.tolist() for k, v in trainer.loss_weighting.state_dict().items()},
     }
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"rank{rank}.json"), "w") as handle:

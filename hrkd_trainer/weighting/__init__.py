@@ -9,15 +9,19 @@ from __future__ import annotations
 import torch
 
 from ..relational import RelationalBalancer
-from ..vocabulary import RelationalMode
+from ..vocabulary import LossWeightingKind, RelationalMode
+from .adaptive import GroupDROWeighting, LossProgressWeighting, UniformNoiseWeighting
 from .base import LossWeighting, RatioOutput, WeightedLoss
 from .relational import RelationalWeighting
 from .uniform import UniformWeighting
 
 __all__ = [
+    "GroupDROWeighting",
+    "LossProgressWeighting",
     "LossWeighting",
     "RatioOutput",
     "RelationalWeighting",
+    "UniformNoiseWeighting",
     "UniformWeighting",
     "WeightedLoss",
     "build_weighting",
@@ -27,8 +31,25 @@ __all__ = [
 def build_weighting(args, num_positions: int, num_domains: int, features: int) -> LossWeighting:
     """The weighting an :class:`~hrkd_trainer.HRKDConfig` asks for. The relational balancer is
     initialised from ``args.seed`` without touching the global random state."""
-    if not args.relational:
+    kind = LossWeightingKind.parse(
+        getattr(args, "loss_weighting", LossWeightingKind.AUTO), "--loss_weighting"
+    )
+    if kind == LossWeightingKind.AUTO:
+        kind = LossWeightingKind.RELATIONAL if args.relational else LossWeightingKind.UNIFORM
+    shape = {"num_positions": num_positions, "num_domains": num_domains, "pred_weight": args.pred_loss_weight}
+    if kind == LossWeightingKind.UNIFORM:
         return UniformWeighting(args.pred_loss_weight)
+    if kind == LossWeightingKind.UNIFORM_NOISE:
+        return UniformNoiseWeighting(**shape, noise_std=args.weighting_noise_std)
+    if kind == LossWeightingKind.LOSS_PROGRESS:
+        return LossProgressWeighting(
+            **shape,
+            temperature=args.weighting_temperature,
+            ema=args.weighting_ema,
+            floor=args.weighting_floor,
+        )
+    if kind == LossWeightingKind.GROUP_DRO:
+        return GroupDROWeighting(**shape, step_size=args.weighting_step_size, floor=args.weighting_floor)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         balancer = RelationalBalancer(
