@@ -60,7 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", nargs="+", type=int, default=[5], help="N (seeds 1..N) or a list of seeds")
     parser.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results", "compare_vader_cpu"))
     parser.add_argument(
-        "--train_fraction", type=float, default=0.15, help="first fraction of each domain's train split"
+        "--train_fraction", type=float, default=0.08, help="first fraction of each domain's train split"
     )
     parser.add_argument(
         "--epochs", type=float, default=3.0, help="student epochs (epoch = the largest domain once)"
@@ -72,6 +72,9 @@ def parse_args(argv=None):
     parser.add_argument("--max_length", type=int, default=64)
     parser.add_argument("--student_layers", type=int, default=3)
     parser.add_argument("--losses", nargs="+", default=["embedding", "hidden", "prediction"])
+    parser.add_argument(
+        "--scratch", help="teachers, caches, checkpoints (default runs/compare/<basename of --out>)"
+    )
     parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap resamples")
     parser.add_argument(
         "--summarise", action="store_true", help="only rebuild the summary from finished runs"
