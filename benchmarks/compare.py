@@ -110,6 +110,7 @@ def teacher_for(args, seed: int, tokenized, tokenizer, source: str) -> MultiDoma
     if os.path.exists(done):
         return MultiDomainModel.from_pretrained(os.path.join(folder, "teacher"))
     work = os.path.join(folder, "checkpoints")
+    shutil.rmtree(work, ignore_errors=True)
     teacher_args = MultiDomainArguments(
         **common_args(args, seed, work),
         num_train_epochs=args.teacher_epochs,
@@ -134,6 +135,7 @@ def run_method(args, seed: int, method: str, teacher, tokenized, tokenizer, sour
         with open(path) as handle:
             return json.load(handle)
     work = os.path.join(args.scratch, "work", f"seed{seed}-{method}")
+    shutil.rmtree(work, ignore_errors=True)  # a killed run's checkpoints must not count as this run's
     config = HRKDConfig(
         **common_args(args, seed, work), num_train_epochs=args.epochs, learning_rate=args.learning_rate,
         distill_losses=args.losses, teacher_cache=True, teacher_cache_dir=os.path.join(args.scratch, "cache"),

@@ -483,6 +483,8 @@ def markdown(report: dict) -> str:
         )
     lines += ["", f"HRKD (learned) step time / uniform KD: **{steps['hrkd-learned']['step_time_vs_uniform_kd']:.3f}** "
               f"(frozen: {steps['hrkd-frozen']['step_time_vs_uniform_kd']:.3f})."]  # fmt: skip
+    lines += ["", "Other weightings, step time / uniform KD: " + ", ".join(
+        f"{kind} **{steps[kind]['step_time_vs_uniform_kd']:.3f}**" for kind in ADAPTIVE if kind in steps) + "."]  # fmt: skip
     cache = report.get("cache_run")
     if cache:
         a, b = cache["without cache"], cache["with cache"]
