@@ -22,6 +22,18 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .metrics import mean_std
+
+__all__ = [
+    "incomplete_beta",
+    "mcnemar",
+    "mean_std",
+    "paired_bootstrap",
+    "paired_t",
+    "student_t_cdf",
+    "student_t_quantile",
+]
+
 
 def _betacf(a: float, b: float, x: float) -> float:
     """Continued fraction of the incomplete beta function (modified Lentz)."""
@@ -77,15 +89,6 @@ def student_t_quantile(p: float, df: float) -> float:
         else:
             high = mid
     return 0.5 * (low + high)
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value)."""
-    values = list(values)
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 @dataclass
