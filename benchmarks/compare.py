@@ -50,6 +50,7 @@ METHODS = {
     "uniform-noise": {"loss_weighting": "uniform-noise"},
     "loss-progress": {"loss_weighting": "loss-progress"},
     "group-dro": {"loss_weighting": "group-dro"},
+    "gradient-alignment": {"loss_weighting": "gradient-alignment"},
 }
 BASELINE = "uniform"
 

@@ -113,9 +113,10 @@ VARIANTS = (
     "uniform-noise",
     "loss-progress",
     "group-dro",
+    "gradient-alignment",
 )
 #: the weighting strategies of hrkd_trainer.weighting.adaptive, run like uniform KD otherwise
-ADAPTIVE = ("uniform-noise", "loss-progress", "group-dro")
+ADAPTIVE = ("uniform-noise", "loss-progress", "group-dro", "gradient-alignment")
 REFERENCE = "research-loop"
 
 

@@ -49,6 +49,7 @@ HELP_GROUPS = {
             "weighting_ema",
             "weighting_step_size",
             "weighting_noise_std",
+            "weighting_every",
         ),
         GROUP_HRKD,
     ),
@@ -276,15 +277,24 @@ class HRKDConfig(MultiDomainArguments):
         help="How the per-domain, per-layer losses are weighted: 'auto' (uniform with --relational_mode off, "
         "else the paper's relational graph), 'uniform' (eq. 5), 'relational' (eq. 6-17), 'uniform-noise' "
         "(uniform plus per-step noise of --weighting_noise_std: a control), 'loss-progress' (more weight to "
-        "domains whose losses fall slowest), 'group-dro' (online group DRO). All but uniform use eq. 17's form.",
+        "domains whose losses fall slowest), 'group-dro' (online group DRO), 'gradient-alignment' (more weight to "
+        "domains whose distillation gradient agrees with the labelled loss's). All but uniform use eq. 17's form.",
         choices=LossWeightingKind,
     )
     weighting_floor: float = option(
         0.05,
         help="Every domain keeps at least this ratio per position (loss-progress, group-dro, uniform-noise).",
     )
-    weighting_temperature: float = option(0.1, help="Softmax temperature T of loss-progress.")
-    weighting_ema: float = option(0.9, help="EMA factor β of the per-domain losses in loss-progress.")
+    weighting_temperature: float = option(
+        0.1, help="Softmax temperature T of loss-progress and gradient-alignment."
+    )
+    weighting_ema: float = option(
+        0.9, help="EMA factor β of the per-domain losses (loss-progress) or scores (gradient-alignment)."
+    )
+    weighting_every: int = option(
+        1,
+        help="gradient-alignment scores the gradients every this many steps (the others reuse the average).",
+    )
     weighting_step_size: float = option(
         0.01, help="Step size η of group-dro's exponentiated-gradient update."
     )
@@ -345,6 +355,7 @@ class HRKDConfig(MultiDomainArguments):
         check_range("--weighting_temperature", self.weighting_temperature, low=0, low_open=True)
         check_range("--weighting_ema", self.weighting_ema, low=0.0, high=1.0, high_open=True)
         check_range("--weighting_step_size", self.weighting_step_size, low=0.0)
+        check_range("--weighting_every", self.weighting_every, low=1)
         check_range("--weighting_noise_std", self.weighting_noise_std, low=0.0)
         check_range("--ratio_entropy_weight", self.ratio_entropy_weight, low=0)
         check_range("--relational_dropout", self.relational_dropout, low=0.0, high=1.0, high_open=True)

@@ -139,6 +139,7 @@ class LossWeightingKind(Choice):
     UNIFORM_NOISE = "uniform-noise"
     LOSS_PROGRESS = "loss-progress"
     GROUP_DRO = "group-dro"
+    GRADIENT_ALIGNMENT = "gradient-alignment"
 
 
 LOSS_WEIGHTING_TEXT = {
@@ -147,6 +148,7 @@ LOSS_WEIGHTING_TEXT = {
     LossWeightingKind.UNIFORM_NOISE: "uniform weights plus per-step random noise (a control)",
     LossWeightingKind.LOSS_PROGRESS: "weights from each domain's relative loss progress",
     LossWeightingKind.GROUP_DRO: "online group-DRO weights towards the highest-loss domains",
+    LossWeightingKind.GRADIENT_ALIGNMENT: "weights from each domain's gradient agreement with the labelled loss",
 }
 
 

@@ -104,16 +104,20 @@ def test_per_domain_eval_is_gathered_without_duplicate_padding(runs):
         assert rank["eval"] == pytest.approx(single["eval"], abs=1e-9)
 
 
-def test_adaptive_weights_are_the_same_on_every_process(tmp_path, teacher_dir, bert_student_dir, tokenized):
-    """Group-DRO weights come from the global per-domain losses: both ranks hold the same weights,
-    equal to one process's on the same global batch, and they did move off uniform."""
+@pytest.mark.parametrize("weighting, state", [("group-dro", "q"), ("gradient-alignment", "average")])
+def test_adaptive_weights_are_the_same_on_every_process(
+    weighting, state, tmp_path, teacher_dir, bert_student_dir, tokenized
+):
+    """Group-DRO weights come from the global per-domain losses, gradient-alignment scores from
+    gradients summed over processes: both ranks hold the same weights, equal to one process's on
+    the same global batch, and they did move off uniform."""
     train, dev = tokenized
     train.save_to_disk(str(tmp_path / "train"))
     for domain, data in dev.items():
         data.save_to_disk(str(tmp_path / "dev" / domain))
     common = ["--teacher", teacher_dir, "--student", bert_student_dir, "--train", str(tmp_path / "train")]
     common += ["--dev", str(tmp_path / "dev"), "--max_steps", "4", "--relational_mode", "off"]
-    common += ["--loss_weighting", "group-dro", "--weighting_step_size", "1.0"]
+    common += ["--loss_weighting", weighting, "--weighting_step_size", "1.0"]
     single = _run([sys.executable, WORKER, *common, "--out", str(tmp_path / "one"), "--per_domain_batch", "4"],
                   str(tmp_path / "one"))[0]  # fmt: skip
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
@@ -121,8 +125,8 @@ def test_adaptive_weights_are_the_same_on_every_process(tmp_path, teacher_dir, b
     launch += ["--num_cpu_threads_per_process", "1", "--mixed_precision", "no"]
     double = _run([*launch, WORKER, *common, "--out", str(tmp_path / "two"), "--per_domain_batch", "2"],
                   str(tmp_path / "two"))  # fmt: skip
-    q_one = torch.tensor(single["weighting_state"]["q"])
-    q_ranks = [torch.tensor(rank["weighting_state"]["q"]) for rank in double]
+    q_one = torch.tensor(single["weighting_state"][state])
+    q_ranks = [torch.tensor(rank["weighting_state"][state]) for rank in double]
     assert torch.equal(q_ranks[0], q_ranks[1])  # bit-identical across processes
     assert torch.allclose(q_ranks[0], q_one, atol=1e-5)
     assert (q_one - 1 / len(DOMAINS)).abs().max() > 1e-3

@@ -1,5 +1,6 @@
 """Loss-weighting strategies behind one interface (:class:`LossWeighting`): uniform (eq. 5) and the
-paper's relational graph (eq. 6-17). :func:`build_weighting` picks one from an ``HRKDConfig``.
+paper's relational graph (eq. 6-17), and strategies that can move the ratios: loss progress, group
+DRO, gradient alignment with the labelled loss, and a noise control. :func:`build_weighting` picks one from an ``HRKDConfig``.
 
 Adding a strategy: one module with a :class:`LossWeighting` subclass (its formula in the docstring),
 and a branch in :func:`build_weighting`."""
@@ -11,11 +12,13 @@ import torch
 from ..relational import RelationalBalancer
 from ..vocabulary import LossWeightingKind, RelationalMode
 from .adaptive import GroupDROWeighting, LossProgressWeighting, UniformNoiseWeighting
+from .alignment import GradientAlignmentWeighting, alignment_scores, position_loss_graph
 from .base import LossWeighting, RatioOutput, WeightedLoss
 from .relational import RelationalWeighting
 from .uniform import UniformWeighting
 
 __all__ = [
+    "GradientAlignmentWeighting",
     "GroupDROWeighting",
     "LossProgressWeighting",
     "LossWeighting",
@@ -24,7 +27,9 @@ __all__ = [
     "UniformNoiseWeighting",
     "UniformWeighting",
     "WeightedLoss",
+    "alignment_scores",
     "build_weighting",
+    "position_loss_graph",
 ]
 
 
@@ -50,6 +55,14 @@ def build_weighting(args, num_positions: int, num_domains: int, features: int) -
         )
     if kind == LossWeightingKind.GROUP_DRO:
         return GroupDROWeighting(**shape, step_size=args.weighting_step_size, floor=args.weighting_floor)
+    if kind == LossWeightingKind.GRADIENT_ALIGNMENT:
+        return GradientAlignmentWeighting(
+            **shape,
+            temperature=args.weighting_temperature,
+            ema=args.weighting_ema,
+            floor=args.weighting_floor,
+            every=args.weighting_every,
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         balancer = RelationalBalancer(

@@ -1,0 +1,128 @@
+"""Weights from a training signal outside the KD loss: first-order learning to reweight (Ren et al.,
+2018, "Learning to reweight examples for robust deep learning"), per domain and per distilled position.
+
+Ren et al. weigh each example by how much a small step on its loss would lower a labelled meta loss;
+to first order that is the inner product of the two gradients. Here the "examples" are the
+per-domain, per-position distillation losses ℓ_{m,d} (``position_losses``), the meta loss is the
+student's own labelled cross-entropy L_y on the step's batch (the training split's labels, which
+uniform KD never reads; dev is never touched), and each position m is scored on the parameters θ_m
+that produce it (position 0: the embedding parameters other than the word-embedding matrix; position
+m ≥ 1: the m-th mapped student layer):
+
+    s_{m,d} = cos(∇_{θ_m} ℓ_{m,d}, ∇_{θ_m} L_y)
+    a ← β a + (1 − β) s              (a = s at the first scored step)
+    r_{m,·} = f + (1 − D f) · softmax(a_{m,·} / T)
+
+so a domain whose distillation pulls the layer the way the labels do gets more of that layer's
+weight, one whose teacher signal fights the labels gets less (never less than the floor f). The
+prediction loss stays uniform, as in eq. 17; uniform ratios give eq. 5. Cosines are scale-free, so
+T does not depend on the size of any loss. Scores are refreshed every ``every``-th step (the cost:
+one backward of L_y and P·D short backward passes, each through one layer only) and the ratios of
+the other steps come from the average. The gradients are summed over processes before the cosine,
+so every process gets the same ratios; the average is a buffer (checkpointed, restored on resume).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .adaptive import _FromLosses, with_floor
+from .base import RatioOutput, WeightedLoss
+
+
+def position_loss_graph(components: dict[str, torch.Tensor]) -> torch.Tensor:
+    """ℓ ``(M+1, D)`` *with* its graph: embeddings, then attention + hidden per mapped layer."""
+    return torch.cat([components["embd"].unsqueeze(0), components["attn"] + components["hidn"]])
+
+
+def _flat(grads: Sequence[torch.Tensor | None], params: Sequence[nn.Parameter]) -> torch.Tensor:
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1).float() for g, p in zip(grads, params)]
+    )
+
+
+def alignment_scores(
+    losses: torch.Tensor,
+    meta_loss: torch.Tensor,
+    parameter_groups: Sequence[Sequence[nn.Parameter]],
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``s_{m,d} = cos(∇_{θ_m} ℓ_{m,d}, ∇_{θ_m} L_y)`` ``(P, D)``; see the module docstring.
+
+    ``losses`` ``(P, D)`` and ``meta_loss`` keep their graphs (both are retained: the step's backward
+    still runs afterwards); ``parameter_groups[m]`` is θ_m. ``reduce`` sums a tensor over processes
+    (the gradients are per-process contributions). A zero gradient (a domain absent from the batch,
+    a loss that does not reach θ_m) scores 0.
+    """
+    if losses.shape[0] != len(parameter_groups):
+        raise ValueError(f"{losses.shape[0]} positions but {len(parameter_groups)} parameter groups")
+    every = [p for group in parameter_groups for p in group]
+    meta = torch.autograd.grad(meta_loss, every, retain_graph=True, allow_unused=True)
+    scores = torch.zeros(losses.shape, device=losses.device, dtype=torch.float32)
+    start = 0
+    for m, params in enumerate(parameter_groups):
+        params = list(params)
+        rows = [_flat(meta[start : start + len(params)], params)]
+        start += len(params)
+        for d in range(losses.shape[1]):
+            if losses[m, d].requires_grad:
+                grads = torch.autograd.grad(losses[m, d], params, retain_graph=True, allow_unused=True)
+            else:
+                grads = [None] * len(params)
+            rows.append(_flat(grads, params))
+        stacked = torch.stack(rows)  # (1 + D, |θ_m|)
+        if reduce is not None:
+            stacked = reduce(stacked)
+        scores[m] = torch.nn.functional.cosine_similarity(stacked[1:], stacked[:1], dim=-1, eps=1e-12)
+    return scores
+
+
+class GradientAlignmentWeighting(_FromLosses):
+    """First-order learning to reweight per domain and position; the formula is in the module
+    docstring. The trainer calls :meth:`observe` with :func:`alignment_scores` on the steps for
+    which :meth:`wants_scores` is true, before :meth:`forward`."""
+
+    name = "gradient-alignment"
+    needs_alignment = True
+
+    def __init__(
+        self,
+        num_positions: int,
+        num_domains: int,
+        temperature: float = 0.1,
+        ema: float = 0.9,
+        floor: float = 0.05,
+        every: int = 1,
+        **kw,
+    ):
+        super().__init__(num_positions, num_domains, floor, **kw)
+        if temperature <= 0 or not 0.0 <= ema < 1.0 or every < 1:
+            raise ValueError(
+                f"need temperature > 0, ema in [0, 1) and every >= 1, got {temperature}, {ema}, {every}"
+            )
+        self.temperature, self.ema, self.every = temperature, ema, every
+        self.register_buffer("average", torch.zeros(num_positions, num_domains))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def wants_scores(self, global_step: int) -> bool:
+        return self.training and global_step % self.every == 0
+
+    def observe(self, scores: torch.Tensor) -> None:
+        """Fold one step's alignment scores ``(P, D)`` into the average."""
+        scores = scores.detach().float().to(self.average.device)
+        if self.steps.item() == 0:
+            self.average.copy_(scores)
+        else:
+            self.average.mul_(self.ema).add_((1.0 - self.ema) * scores)
+        self.steps += 1
+
+    def current_ratios(self) -> torch.Tensor:
+        if self.steps.item() == 0:
+            return torch.full_like(self.average, 1.0 / self.num_domains)
+        return with_floor(torch.softmax(self.average / self.temperature, dim=-1), self.floor)
+
+    def forward(self, components, ratios: RatioOutput | None = None) -> WeightedLoss:
+        return self.weighted(components, self.current_ratios())
