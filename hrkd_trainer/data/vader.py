@@ -96,7 +96,10 @@ def read_vader_files(archive: str | os.PathLike) -> dict[str, str]:
     """``{domain: text of its ground-truth file}`` from the source archive."""
     archive = Path(archive)
     if not archive.exists():
-        raise FileNotFoundError(f"VADER archive not found: {archive}")
+        raise FileNotFoundError(
+            f"VADER archive not found: {archive}. Pass --data_path to the {VADER_ARCHIVE} source archive, or leave "
+            "--data_path unset to fetch it from PyPI"
+        )
     if sha256_of(archive) != VADER_SHA256:
         raise DataFormatError(f"{archive}: sha256 does not match {VADER_REQUIREMENT} ({VADER_SHA256})")
     with tarfile.open(archive) as outer:

@@ -30,6 +30,7 @@ from ..config import (
     HELP_GROUPS,
     HRKDConfig,
     MetaKDFields,
+    check_range,
     option,
 )
 from ..vocabulary import Method, RelationalMode, TeacherType, did_you_mean
@@ -151,6 +152,17 @@ class RecipeArguments:
     def __post_init__(self):
         self.method = Method.parse(self.method, "--method")
         self.teacher_type = TeacherType.parse(self.teacher_type, "--teacher_type")
+        check_range("--student_layers", self.student_layers, low=1)
+        check_range("--max_train_samples_per_domain", self.max_train_samples_per_domain, low=1)
+        check_range("--max_eval_samples_per_domain", self.max_eval_samples_per_domain, low=1)
+        check_range("--teacher_num_train_epochs", self.teacher_num_train_epochs, low=0.0)
+        check_range("--teacher_learning_rate", self.teacher_learning_rate, low=0.0, low_open=True)
+        check_range("--baseline_learning_rate", self.baseline_learning_rate, low=0.0, low_open=True)
+        check_range("--few_shot_fraction", self.few_shot_fraction, low=0.0, high=1.0, low_open=True)
+        check_range("--few_shot_learning_rate", self.few_shot_learning_rate, low=0.0, low_open=True)
+        check_range("--teacher_lora_r", self.teacher_lora_r, low=1)
+        check_range("--speed_batches", self.speed_batches, low=0)
+        check_range("--case_study_examples", self.case_study_examples, low=0)
 
     def meta_kd(self) -> MetaKDFields:
         """The Meta-KD settings, for the meta-teacher and meta-distillation configs."""
@@ -285,6 +297,7 @@ def parse_recipe_args(
     parser = build_parser()
     config_path, argv = split_config_flag(argv, default_config)
     values = load_yaml_values(config_path, parser) if config_path else {}
+    refuse_per_device_batch(argv, values, config_path)
     parser.set_defaults(**values)
     parser.set_defaults(**dependent_defaults(argv, values))
     try:
@@ -299,6 +312,19 @@ def parse_recipe_args(
         parser.error(f"unrecognized arguments: {hints}")
     check_recipe(recipe, config)
     return recipe, config
+
+
+def refuse_per_device_batch(argv: list[str], values: dict, config_path: str | None) -> None:
+    """``--per_device_train_batch_size`` (what every Trainer user types) would be silently ignored:
+    the multi-domain sampler takes ``per_domain_train_batch_size`` examples of every domain per step."""
+    flag = "--per_device_train_batch_size"
+    on_command_line = any(a == flag or a.startswith(flag + "=") for a in argv)
+    if on_command_line or "per_device_train_batch_size" in values:
+        where = flag if on_command_line else f"{config_path}: per_device_train_batch_size"
+        raise SystemExit(
+            f"{where} is not used by hrkd-trainer: every step holds --per_domain_train_batch_size examples of "
+            "every domain (N × number of domains per device). Pass --per_domain_train_batch_size N instead."
+        )
 
 
 def check_recipe(recipe: RecipeArguments, config: HRKDConfig) -> None:

@@ -29,6 +29,7 @@ from ..collate import same_tokenizer, tokenize_multi_domain
 from ..config import HRKDConfig, MultiDomainArguments, derive_arguments
 from ..data.common import DataSource, domain_names, few_shot, label_names, per_domain_head, select_domains
 from ..evaluation import by_domain
+from ..layer_map import parse_layer_map
 from ..lora import LoraSettings
 from ..metakd import DomainCorruption, encoder_prototype_scores
 from ..modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi_domain
@@ -164,6 +165,58 @@ def model_sources(recipe: RecipeArguments, default_teacher_init: Callable[[], st
     return teacher_source, student_source
 
 
+def encoder_depth(source: str, flag: str) -> int:
+    """Number of transformer layers of the model at ``source`` (its config only, no weights)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"{flag} {source!r}: cannot read its config.json ({err})") from None
+    depth = getattr(config, "num_hidden_layers", None)
+    if depth is None:
+        raise SystemExit(
+            f"{flag} {source!r}: its config has no num_hidden_layers (not a transformer encoder?)"
+        )
+    return depth
+
+
+def check_models(
+    recipe: RecipeArguments, config: HRKDConfig, teacher_source: str, student_source: str
+) -> None:
+    """Layer counts and the layer map, from the models' configs, before any data is read or model
+    trained: a student deeper than its source, a map that names layers the models lack."""
+    teacher_flag = "--teacher" if recipe.teacher else "--teacher_init"
+    teacher_depth = encoder_depth(teacher_source, teacher_flag)
+    student_flag = "--student" if recipe.student else teacher_flag
+    source_depth = (
+        teacher_depth if student_source == teacher_source else encoder_depth(student_source, student_flag)
+    )
+    student_depth = recipe.student_layers or source_depth
+    if student_depth > source_depth:
+        raise SystemExit(
+            f"--student_layers {student_depth}: the student is cut from {student_flag} {student_source!r}, which has "
+            f"only {source_depth} layers; pass --student_layers 1..{source_depth}"
+        )
+    try:
+        parse_layer_map(config.layer_map, student_depth, teacher_depth)
+    except ValueError as err:
+        raise SystemExit(
+            f"--layer_map {config.layer_map!r} does not fit a {student_depth}-layer student and a {teacher_depth}-layer "
+            f"teacher: {err}"
+        ) from None
+
+
+def load_user_data(
+    load_data: Callable[[RecipeArguments], DatasetDict], recipe: RecipeArguments
+) -> DatasetDict:
+    """The recipe's data; a missing or malformed file is a user error: its message, no traceback."""
+    try:
+        return load_data(recipe)
+    except (FileNotFoundError, UnicodeDecodeError, ValueError, KeyError) as err:
+        raise SystemExit(f"cannot load the data: {err}") from None
+
+
 def needs_prototype_scores(recipe: RecipeArguments) -> bool:
     """Meta-KD's t_i are needed by a meta-teacher to train and by meta-distillation."""
     meta_teacher = recipe.teacher_type == TeacherType.META and not recipe.teacher
@@ -180,8 +233,9 @@ def prepare_data(
     """Stage 1: the splits, both tokenizations and (Meta-KD) the prototype scores."""
     set_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
-    data = prepare_splits(load_data(recipe), recipe, config)
     teacher_source, student_source = model_sources(recipe, default_teacher_init)
+    check_models(recipe, config, teacher_source, student_source)
+    data = prepare_splits(load_user_data(load_data, recipe), recipe, config)
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
     tokenizer = AutoTokenizer.from_pretrained(student_source)
     student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
