@@ -93,10 +93,11 @@ def fine_tune(
     tokenizer,
     output_dir: str | None,
     trainer_cls: Callable = MultiDomainTrainer,
+    resume_from_checkpoint: str | None = None,
     **trainer_kwargs,
 ):
-    """Fine-tune on ``data`` (keeping the snapshot ``args`` selects), export to ``output_dir``.
-    Returns the trainer (``trainer.student`` is the model)."""
+    """Fine-tune on ``data`` (keeping the snapshot ``args`` selects), export to ``output_dir``; resume
+    from a ``checkpoint-N`` folder when given. Returns the trainer (``trainer.student`` is the model)."""
     trainer = trainer_cls(
         model=model,
         args=args,
@@ -105,7 +106,7 @@ def fine_tune(
         processing_class=tokenizer,
         **trainer_kwargs,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     if output_dir is not None:
         trainer.save_model(output_dir)
     return trainer
@@ -127,6 +128,7 @@ def train_teacher(
     lora: LoraSettings | None = None,
     meta: MetaKDFields | None = None,
     seed: int | None = None,
+    resume_from_checkpoint: str | None = None,
 ) -> TrainedTeacher:
     """Train one of the paper's teachers from the pretrained encoder ``source`` and export it.
 
@@ -134,7 +136,8 @@ def train_teacher(
     (for ``kind="meta"``, any :class:`~hrkd_trainer.config.MetaKDFields`, e.g. a
     :class:`MetaTeacherConfig`) carries the meta-teacher's settings; its train data needs
     ``instance_weights`` unless ``meta.instance_weights`` is False. With ``lora`` the encoder is
-    fine-tuned through adapters, which are merged before export.
+    fine-tuned through adapters, which are merged before export. ``resume_from_checkpoint`` resumes a
+    multi-domain teacher's training (a per-domain ``single`` teacher restarts).
     """
     kind = TeacherType.parse(kind, "teacher type")
     seed = args.seed if seed is None else seed
@@ -173,11 +176,14 @@ def train_teacher(
         meta_args = derive_arguments(
             args, MetaTeacherConfig, domain_sampling=DomainSampling.POOLED, **meta.meta_kd_values()
         )
-        trainer = fine_tune(model, data, meta_args, tokenizer, None, MetaTeacherTrainer)
+        trainer = fine_tune(
+            model, data, meta_args, tokenizer, None, MetaTeacherTrainer, resume_from_checkpoint
+        )
     else:
         trainer = fine_tune(
-            model, data, derive_arguments(args, domain_sampling=TEACHER_SAMPLING[kind]), tokenizer, None
-        )
+            model, data, derive_arguments(args, domain_sampling=TEACHER_SAMPLING[kind]), tokenizer, None,
+            resume_from_checkpoint=resume_from_checkpoint,
+        )  # fmt: skip
     model = trainer.student
     if has_lora(model):
         merged = merge_lora(model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -12,6 +14,19 @@ from ..data.common import DataSource
 from .arguments import RecipeArguments
 from .report import check_push, report
 from .stages import distill_student, obtain_teacher, prepare_data, train_baseline
+
+
+def configure_logging(config: HRKDConfig) -> None:
+    """Show the package's log lines (stage progress, resume points, skipped data) at INFO on the main
+    process and at WARNING on the others, unless the application configured the logger itself."""
+    package = logging.getLogger("hrkd_trainer")
+    if package.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[hrkd] %(message)s"))
+    package.addHandler(handler)
+    package.setLevel(logging.INFO if config.process_index == 0 else logging.WARNING)
+    package.propagate = False
 
 
 def run_recipe(
@@ -27,6 +42,7 @@ def run_recipe(
     ``--hub_model_id``); no trainer of the run pushes anything itself (the teacher never leaves).
     """
     started = time.time()
+    configure_logging(config)
     push = config.push_to_hub
     if push:  # fail before training, not after it
         check_push(config)

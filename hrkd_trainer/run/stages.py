@@ -36,6 +36,7 @@ from ..modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi
 from ..trainer import HRKDTrainer
 from ..vocabulary import Method, TeacherType
 from .arguments import RecipeArguments
+from .resume import StageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class RunState:
     baseline_args: MultiDomainArguments | None = None
     timings: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
+    record: StageRecord | None = None
 
     @property
     def output_dir(self) -> str:
@@ -247,6 +249,7 @@ def prepare_data(
     state = RunState(
         recipe, config, data, teacher_source, student_source, tokenizer, teacher_tokenizer, student_data,
         teacher_data, data_source,
+        record=StageRecord(config.output_dir, config.resume_from_checkpoint, config.process_index == 0),
     )  # fmt: skip
     if needs_prototype_scores(
         recipe
@@ -288,10 +291,18 @@ def obtain_teacher(state: RunState) -> None:
                 )
             state.teacher, state.corruption = teacher, DomainCorruption.load(recipe.teacher)
             return
+        export = os.path.join(state.output_dir, "teacher")
+        finished = state.record.finished("teacher")
+        if finished is not None:  # a resumed run reuses the teacher it trained
+            logger.info("teacher: finished earlier, loading %s", export)
+            state.teacher, state.corruption = load_multi_domain(export), DomainCorruption.load(export)
+            state.teacher_trainable = finished["trainable_parameters"]
+            return
         teacher_args = derive_arguments(
             config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "teacher_checkpoints"),
             num_train_epochs=recipe.teacher_num_train_epochs, learning_rate=recipe.teacher_learning_rate,
-            load_best_model_at_end=True, metric_for_best_model="avg_accuracy", save_total_limit=1,
+            load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
+            save_total_limit=1,
         )  # fmt: skip
         lora = None
         if recipe.teacher_lora_r:
@@ -301,13 +312,14 @@ def obtain_teacher(state: RunState) -> None:
             )  # fmt: skip
         trained = train_teacher(
             recipe.teacher_type, state.teacher_source, state.teacher_data, teacher_args, state.teacher_tokenizer,
-            os.path.join(state.output_dir, "teacher"), lora=lora, meta=recipe.meta_kd(),
+            export, lora=lora, meta=recipe.meta_kd(), resume_from_checkpoint=state.record.checkpoint("teacher"),
         )  # fmt: skip
         state.teacher, state.teacher_trainable, state.corruption = (
             trained.model,
             trained.trainable_parameters,
             trained.corruption,
         )
+        state.record.mark("teacher", trainable_parameters=trained.trainable_parameters)
 
 
 # ---------------------------------------------------------------------------- 3. distillation
@@ -326,6 +338,10 @@ def distill_student(state: RunState) -> None:
         save_total_limit=1,
     )  # fmt: skip
     export = os.path.join(state.output_dir, "student")
+    if state.record.finished("distillation") is not None:
+        logger.info("distillation: finished earlier, loading %s", export)
+        state.student = load_multi_domain(export)
+        return
     with timed(state, "distillation"):
         if recipe.method.per_domain:
             state.student = distill_per_domain(
@@ -336,14 +352,16 @@ def distill_student(state: RunState) -> None:
                     "num_train_epochs": recipe.prediction_stage_epochs,
                 },
             )  # fmt: skip
-            return
-        trainer = fine_tune(
-            state.new_student(state.domains), without_instance_weights(state.student_data), args, state.tokenizer,
-            export, HRKDTrainer, teacher_model=state.teacher, teacher_processing_class=state.teacher_tokenizer,
-        )  # fmt: skip
-        trainer.save_training_state(os.path.join(state.output_dir, "training_state"))
-        trainer.save_ratio_report(state.output_dir)
-        state.student = trainer.student
+        else:
+            trainer = fine_tune(
+                state.new_student(state.domains), without_instance_weights(state.student_data), args,
+                state.tokenizer, export, HRKDTrainer, state.record.checkpoint("distillation"),
+                teacher_model=state.teacher, teacher_processing_class=state.teacher_tokenizer,
+            )  # fmt: skip
+            trainer.save_training_state(os.path.join(state.output_dir, "training_state"))
+            trainer.save_ratio_report(state.output_dir)
+            state.student = trainer.student
+    state.record.mark("distillation")
 
 
 def without_instance_weights(data: TokenizedData) -> TokenizedData:
@@ -359,14 +377,20 @@ def without_instance_weights(data: TokenizedData) -> TokenizedData:
 def train_baseline(state: RunState) -> None:
     """Stage 4: an equally sized student fine-tuned on the labels alone (same data, same steps)."""
     recipe, config = state.recipe, state.config
+    export = os.path.join(state.output_dir, "baseline")
+    state.baseline_args = derive_arguments(
+        config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "baseline_checkpoints"),
+        learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
+        load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
+        save_total_limit=1,
+    )  # fmt: skip
+    if state.record.finished("baseline") is not None:
+        logger.info("baseline: finished earlier, loading %s", export)
+        state.baseline = load_multi_domain(export)
+        return
     with timed(state, "baseline"):
-        state.baseline_args = derive_arguments(
-            config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "baseline_checkpoints"),
-            learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
-            load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
-            save_total_limit=1,
-        )  # fmt: skip
         state.baseline = fine_tune(
             state.new_student(state.domains), without_instance_weights(state.student_data), state.baseline_args,
-            state.tokenizer, os.path.join(state.output_dir, "baseline"),
+            state.tokenizer, export, resume_from_checkpoint=state.record.checkpoint("baseline"),
         ).student  # fmt: skip
+    state.record.mark("baseline")
