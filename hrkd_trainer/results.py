@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import sys
 from collections.abc import Sequence
 
 import torch
 from datasets import Dataset
 
-from .assets import hub_id_of
+from .assets import LOCAL_MARK, hub_id_of
 from .evaluation import evaluate_per_domain, inference_seconds
 
 RESULTS_FILE = "results.json"
@@ -189,6 +190,41 @@ def format_table(
         if k == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)
+
+
+#: an absolute local path inside a string: starts at "/" or "~/" that does not follow a word
+#: character, ":" or "/" (so URLs and relative paths stay as they are)
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])(?:~|/)[^\s'\"]*")
+
+
+def public_path(path: str, run_dir: str | None = None) -> str:
+    """What a published file may say instead of a local path: the path relative to the run folder
+    when it lies inside it; the Hub id it stands for when known (the offline MiniLM folder →
+    ``sentence-transformers/all-MiniLM-L6-v2``); else ``<local>/`` plus its last two components."""
+    expanded = os.path.expanduser(path)
+    if run_dir is not None:
+        root = os.path.abspath(run_dir)
+        if os.path.abspath(expanded) == root:
+            return "."
+        if os.path.abspath(expanded).startswith(root + os.sep):
+            return os.path.relpath(expanded, root)
+    hub_id = hub_id_of(expanded) if os.path.exists(expanded) else None
+    if hub_id:
+        return hub_id
+    tail = [part for part in os.path.normpath(expanded).split(os.sep) if part][-2:]
+    return LOCAL_MARK + "/".join(tail)
+
+
+def without_local_paths(content, run_dir: str | None = None):
+    """``content`` (JSON-like) with every absolute local path in its strings replaced by
+    :func:`public_path`, for files that are published (``results.json`` on the Hub)."""
+    if isinstance(content, dict):
+        return {key: without_local_paths(value, run_dir) for key, value in content.items()}
+    if isinstance(content, list):
+        return [without_local_paths(value, run_dir) for value in content]
+    if isinstance(content, str):
+        return _LOCAL_PATH.sub(lambda match: public_path(match.group(0), run_dir), content)
+    return content
 
 
 def write_json(path: str, content) -> None:

@@ -321,3 +321,37 @@ def test_console_script_is_installed():
     command = os.path.join(os.path.dirname(sys.executable), "hrkd-hub-upload")
     done = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--repo-id" in done.stdout and "--dry-run" in done.stdout
+
+
+def test_nothing_local_is_published(hrkd_run, tmp_path):
+    """results.json records local folders (the teacher's source, the student's init, the command's
+    --data_path); the staged copy replaces each by a run-relative path, a Hub id or <local>/name."""
+    raw = (hrkd_run / "results.json").read_text()
+    assert str(tmp_path.parent) in raw or "/tmp" in raw  # the run itself names local folders
+    stage_run(str(hrkd_run), str(tmp_path / "stage"), "me/student")
+    home = os.path.expanduser("~")
+    for root, _, names in os.walk(tmp_path / "stage"):
+        for name in names:
+            path = os.path.join(root, name)
+            if name.endswith((".json", ".md", ".txt", ".yaml")):
+                text = open(path, encoding="utf-8").read()
+                for local in ("/tmp/", home + "/", "/work/", "site-packages"):
+                    assert local not in text, f"{name} names {local}"
+    staged = json.loads((tmp_path / "stage" / "results.json").read_text())
+    assert staged["student"]["accuracy"] == json.loads(raw)["student"]["accuracy"]
+
+
+def test_public_path_forms(tmp_path):
+    from hrkd_trainer.results import public_path, without_local_paths
+
+    run = tmp_path / "run"
+    (run / "teacher").mkdir(parents=True)
+    assert public_path(str(run / "teacher"), str(run)) == "teacher"
+    assert public_path("/data/users/ann/corpus/train.csv") == "<local>/corpus/train.csv"
+    text = f"amazon.py --data_path {tmp_path}/data --teacher_init bert-base-uncased --hub https://huggingface.co/a/b"
+    cleaned = without_local_paths({"command": text, "n": [1, "runs/x"]}, str(run))
+    assert cleaned["command"] == (
+        f"amazon.py --data_path <local>/{tmp_path.name}/data --teacher_init bert-base-uncased "
+        "--hub https://huggingface.co/a/b"
+    )
+    assert cleaned["n"] == [1, "runs/x"]
