@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -334,7 +335,7 @@ def test_nothing_local_is_published(hrkd_run, tmp_path):
         for name in names:
             path = os.path.join(root, name)
             if name.endswith((".json", ".md", ".txt", ".yaml")):
-                text = open(path, encoding="utf-8").read()
+                text = Path(path).read_text(encoding="utf-8")
                 for local in ("/tmp/", home + "/", "/work/", "site-packages"):
                     assert local not in text, f"{name} names {local}"
     staged = json.loads((tmp_path / "stage" / "results.json").read_text())
