@@ -221,6 +221,36 @@ def test_user_file_errors(tmp_path):
         load_files(tmp_path / "none.csv")
 
 
+def test_malformed_user_files_name_the_line_and_the_fix(tmp_path):
+    rows = "".join(f"t{i},{i % 2},a\n" for i in range(30))
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(("text,label,domain\n" + rows).encode() + "café,1,a\n".encode("latin-1"))
+    with pytest.raises(
+        DataFormatError, match=r"latin.csv, line 32: byte 0xe9 is not UTF-8 .*iconv -f latin1"
+    ):
+        load_files(latin)
+    quote = tmp_path / "quote.csv"
+    quote.write_text("text,label,domain\n" + rows + '"never closed,1,a\n' + rows)
+    with pytest.raises(DataFormatError, match=r"quote.csv, line 32: malformed CSV .* never closed"):
+        load_files(quote)
+    small = tmp_path / "small.csv"
+    small.write_text("text,label,domain\n" + rows + "x,0,tiny\ny,1,tiny\nz,1,tiny\n")
+    with pytest.raises(
+        DataFormatError, match=r"domain 'tiny' has no dev examples \(train 2, dev 0, test 1\)"
+    ):
+        load_files(small)
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label,domain\nd,1,a\n")
+    test = tmp_path / "test.csv"
+    test.write_text("text,label,domain\nd,1,a\n")
+    two = tmp_path / "two.csv"
+    two.write_text("text,label,domain\n" + rows + rows.replace(",a", ",b"))
+    with pytest.raises(
+        DataFormatError, match=r"domain 'b' has no dev and no test examples .* add 'b' examples to"
+    ):
+        load_files(two, dev_file=dev, test_file=test)
+
+
 # ----------------------------------------------------------------------------- transforms
 def test_few_shot_prefix_and_caps(tiny_data):
     small = few_shot(tiny_data, 0.25)

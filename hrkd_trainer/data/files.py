@@ -9,6 +9,7 @@ label or domain are skipped and counted.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -18,26 +19,49 @@ from datasets import DatasetDict
 from .common import DataFormatError, SkipReport, build_dataset_dict, seeded_split
 
 
+def _check_utf8(path: Path) -> str:
+    """The file's text; a file that is not UTF-8 gets the line and byte that are not, and the fix."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise DataFormatError(
+            f"{path}, line {line}: byte 0x{data[err.start]:02x} is not UTF-8 (the file looks like latin-1 or "
+            f"cp1252); re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`"
+        ) from None
+
+
 def _read_rows(path: Path) -> list[tuple[int, dict]]:
     """``(line number, row)`` pairs of a CSV/TSV/JSON/JSONL file."""
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as handle:
-            reader = csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ",")
-            rows = []
+        text = _check_utf8(path)
+        reader = csv.DictReader(
+            io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",", strict=True
+        )
+        rows, start = [], 2
+        try:
             for row in reader:
                 if None in row:
                     raise DataFormatError(f"{path}, line {reader.line_num}: more fields than the header has")
-                rows.append((reader.line_num, row))
-            if reader.fieldnames is None:
-                raise DataFormatError(
-                    f"{path}: file is empty (a header row with text,label,domain is needed)"
+                rows.append((start, row))
+                start = reader.line_num + 1
+        except csv.Error as err:
+            hint = 'quote fields that hold the delimiter, and write a quote inside a quoted field as ""'
+            if "end of data" in str(err):
+                hint = (
+                    f"a quote opened in the row that starts on line {start} is never closed, so the rest of the file "
+                    'would be read as one field; close it, or write a quote inside a quoted field as ""'
                 )
-            return rows
+            raise DataFormatError(f"{path}, line {start}: malformed CSV ({err}): {hint}") from None
+        if reader.fieldnames is None:
+            raise DataFormatError(f"{path}: file is empty (a header row with text,label,domain is needed)")
+        return rows
     if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
+        text = _check_utf8(path)
         stripped = text.lstrip()
         if suffix == ".json" and stripped.startswith("["):
             try:
@@ -158,7 +182,32 @@ def load_files(
                 kept += part["train"]
                 carved += part["dev"]
             splits["train"], splits[missing] = kept, carved
+    _check_every_domain_in_every_split(splits, domains, train_file, dev_file, test_file, split_fractions)
     for rows in splits.values():
         for row in rows:
             row.pop("_line", None)
     return build_dataset_dict(splits, labels, domains, report)
+
+
+def _check_every_domain_in_every_split(splits, domains, train_file, dev_file, test_file, fractions) -> None:
+    """A domain without dev or test examples would be silently missing from model selection or the
+    results: refuse it, with the counts and the fix."""
+    counts = {split: {d: 0 for d in domains} for split in splits}
+    for split, rows in splits.items():
+        for row in rows:
+            counts[split][row["domain"]] += 1
+    files = {"dev": dev_file, "test": test_file}
+    for domain in domains:
+        empty = [split for split in splits if counts[split][domain] == 0]
+        if not empty:
+            continue
+        have = ", ".join(f"{split} {counts[split][domain]}" for split in splits)
+        given = [split for split in empty if files.get(split) is not None]
+        if given:
+            fix = f"add {domain!r} examples to {files[given[0]]}, or drop the domain"
+        else:
+            fix = (
+                f"the split cuts {fractions[0]:.0%}/{fractions[1]:.0%}/{fractions[2]:.0%} of each domain of {train_file}; "
+                f"add examples of {domain!r} (at least 10), or give --dev_file and --test_file"
+            )
+        raise DataFormatError(f"domain {domain!r} has no {' and no '.join(empty)} examples ({have}): {fix}")
