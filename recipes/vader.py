@@ -7,9 +7,9 @@ movie reviews, Amazon product reviews and NYT editorials with one head per domai
 trains an equally sized student without distillation for comparison, then prints a per-domain table
 and writes ``OUTPUT_DIR/results.json`` and the exported student ``OUTPUT_DIR/student``.
 
-    python recipes/vader.py                                   # defaults of recipes/configs/vader.yaml
+    python recipes/vader.py                                   # defaults of hrkd_trainer/configs/vader.yaml
     python recipes/vader.py --num_train_epochs 5 --output_dir runs/v2
-    accelerate launch recipes/vader.py --config recipes/configs/vader.yaml
+    accelerate launch recipes/vader.py --config hrkd_trainer/configs/vader.yaml
 """
 
 import os
@@ -17,22 +17,14 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hrkd_trainer.assets import offline_minilm_path
-from hrkd_trainer.data import VADER_SOURCE, load_vader
-from hrkd_trainer.run import parse_recipe_args, run_recipe
+from hrkd_trainer.run.recipes import RECIPES, run_named_recipe
 
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "vader.yaml")
-
-
-def load_data(recipe):
-    return load_vader(archive=recipe.data_path)
+DEFAULT_CONFIG = RECIPES["vader"].config
 
 
 def main(argv=None):
-    recipe, config = parse_recipe_args(argv, default_config=DEFAULT_CONFIG)
-    return run_recipe(
-        recipe, config, load_data, default_teacher_init=offline_minilm_path, data_source=VADER_SOURCE
-    )
+    """The same run as ``hrkd-distill vader`` (see ``hrkd_trainer/run/recipes.py``)."""
+    return run_named_recipe("vader", argv)
 
 
 if __name__ == "__main__":

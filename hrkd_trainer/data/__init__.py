@@ -14,7 +14,7 @@ from .common import (
     per_domain_head,
     select_domains,
 )
-from .files import load_files
+from .files import load_files, load_hub_data
 from .mnli import MNLI_DOMAINS, load_mnli, load_mnli_glue, load_mnli_hub
 from .mnli import SOURCE as MNLI_SOURCE
 from .vader import SOURCE as VADER_SOURCE
@@ -36,6 +36,7 @@ __all__ = [
     "label_names",
     "load_amazon",
     "load_files",
+    "load_hub_data",
     "load_mnli",
     "load_mnli_glue",
     "load_mnli_hub",

@@ -32,10 +32,39 @@ def _check_utf8(path: Path) -> str:
         ) from None
 
 
+def dataset_rows(dataset) -> list[tuple[int, dict]]:
+    """``(row number, row)`` pairs of a ``datasets.Dataset``; ClassLabel columns as their names."""
+    from datasets import ClassLabel
+
+    names = {k: f.names for k, f in dataset.features.items() if isinstance(f, ClassLabel)}
+    rows = []
+    for number, row in enumerate(dataset, start=1):
+        for key, labels in names.items():
+            if row[key] is not None and 0 <= row[key] < len(labels):
+                row[key] = labels[row[key]]
+        rows.append((number, row))
+    return rows
+
+
 def _read_rows(path: Path) -> list[tuple[int, dict]]:
-    """``(line number, row)`` pairs of a CSV/TSV/JSON/JSONL file."""
+    """``(line number, row)`` pairs of a CSV/TSV/JSON/JSONL file or a ``datasets`` folder."""
     if not path.exists():
         raise FileNotFoundError(f"data file not found: {path}")
+    if path.is_dir():
+        from datasets import Dataset, load_from_disk
+
+        try:
+            dataset = load_from_disk(str(path))
+        except FileNotFoundError as err:
+            raise DataFormatError(
+                f"{path}: a folder, but not one saved by datasets' save_to_disk ({err})"
+            ) from None
+        if not isinstance(dataset, Dataset):
+            raise DataFormatError(
+                f"{path} holds the splits {list(dataset)}: give it as --dataset_name {path} (splits train, "
+                "validation/dev, test), or one split's folder as --train_file"
+            )
+        return dataset_rows(dataset)
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
         text = _check_utf8(path)
@@ -87,9 +116,10 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
     raise DataFormatError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .json or .jsonl)")
 
 
-def _load_file(path, columns: dict[str, str | None], report: SkipReport) -> list[dict]:
-    path = Path(path)
-    raw = _read_rows(path)
+def _load_file(path, columns: dict[str, str | None], report: SkipReport, raw=None) -> list[dict]:
+    """The usable rows of one file (or of ``raw`` rows read from elsewhere, named ``path``)."""
+    path = Path(path) if raw is None else path
+    raw = _read_rows(path) if raw is None else raw
     if raw:
         present = set(raw[0][1])
         missing = [
@@ -98,7 +128,7 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport) -> list
         if missing:
             raise DataFormatError(
                 f"{path}: missing {', '.join(missing)}; the file has columns {sorted(present)}. "
-                "Rename them or pass --text_column/--label_column/--domain_column."
+                "Rename them or pass --text_column/--text_pair_column/--label_column/--domain_column."
             )
     rows = []
     for number, row in raw:
@@ -139,15 +169,63 @@ def load_files(
         "label": label_column,
         "domain": domain_column,
     }
-    report = SkipReport("files")
-    train = _load_file(train_file, columns, report)
+    return _build(train_file, dev_file, test_file, columns, split_fractions, seed, SkipReport("files"))
+
+
+def load_hub_data(
+    name: str,
+    config: str | None = None,
+    text_column: str = "text",
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    domain_column: str = "domain",
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 42,
+) -> DatasetDict:
+    """A multi-domain ``DatasetDict`` from a Hub data set (``datasets.load_dataset(name, config)``) or a
+    local ``save_to_disk`` folder of splits, with a domain column. Its ``train`` split is required;
+    ``validation`` (or ``dev``) and ``test`` are used when present, else cut from train per domain as
+    :func:`load_files` does."""
+    import datasets
+
+    if os.path.isdir(name):
+        loaded = datasets.load_from_disk(name)
+        if isinstance(loaded, datasets.Dataset):
+            loaded = datasets.DatasetDict({"train": loaded})
+    else:
+        loaded = datasets.load_dataset(name, config)
+    if "train" not in loaded:
+        raise DataFormatError(f"data set {name!r} has splits {list(loaded)}, and no 'train' split")
+    columns = {
+        "text": text_column,
+        "text_pair": text_pair_column,
+        "label": label_column,
+        "domain": domain_column,
+    }
+    raw = {"train": ("train", dataset_rows(loaded["train"]))}
+    for split, candidates in (("dev", ("validation", "dev", "validation_matched")), ("test", ("test",))):
+        found = next((c for c in candidates if c in loaded), None)
+        if found is not None:
+            raw[split] = (found, dataset_rows(loaded[found]))
+    named = {split: f"{name}[{source}]" for split, (source, _) in raw.items()}
+    report = SkipReport(name)
+    return _build(
+        named["train"], named.get("dev"), named.get("test"), columns, split_fractions, seed, report,
+        raw={named[split]: rows for split, (_, rows) in raw.items()},
+    )  # fmt: skip
+
+
+def _build(train_file, dev_file, test_file, columns, split_fractions, seed, report, raw=None) -> DatasetDict:
+    """Rows → splits → ``DatasetDict`` (``raw``: rows already read, by the name given as the file)."""
+    raw = raw or {}
+    train = _load_file(train_file, columns, report, raw.get(train_file))
     domains = list(dict.fromkeys(r["domain"] for r in train))
     labels = sorted(
         {r["label"] for r in train},
         key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v),
     )
     if len(labels) < 2:
-        raise DataFormatError(f"{train_file}: column {label_column!r} has a single label value {labels}")
+        raise DataFormatError(f"{train_file}: column {columns['label']!r} has a single label value {labels}")
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     if dev_file is None and test_file is None:
         for index, domain in enumerate(domains):
@@ -159,7 +237,7 @@ def load_files(
         for split, path in (("dev", dev_file), ("test", test_file)):
             if path is None:
                 continue
-            rows = _load_file(path, columns, report)
+            rows = _load_file(path, columns, report, raw.get(path))
             for row in rows:
                 if row["domain"] not in domains:
                     raise DataFormatError(

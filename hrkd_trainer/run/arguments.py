@@ -34,6 +34,7 @@ from ..config import (
     option,
 )
 from ..vocabulary import Method, RelationalMode, TeacherType, did_you_mean
+from .own_data import GROUP_DATA, DataArguments
 
 GROUP_RECIPE = "recipe: data, models, stages"
 GROUP_TRAINER = "Trainer (transformers.TrainingArguments)"
@@ -50,8 +51,9 @@ def _meta_option(name: str):
 
 
 @dataclass
-class RecipeArguments:
-    """Flags of the recipes besides the ``TrainingArguments``/``HRKDConfig`` ones."""
+class RecipeArguments(DataArguments):
+    """Flags of the recipes besides the ``TrainingArguments``/``HRKDConfig`` ones (and, inherited, the
+    flags of your own data)."""
 
     help_group = GROUP_RECIPE
 
@@ -194,7 +196,7 @@ class RecipeParser(HfArgumentParser):
 
     #: the groups in the order ``--help`` shows them (TrainingArguments' long list last)
     ORDER = (
-        GROUP_RECIPE, GROUP_MULTI_DOMAIN, GROUP_DISTILLATION, GROUP_HRKD, GROUP_CACHE, GROUP_META, GROUP_TRAINER,
+        GROUP_RECIPE, GROUP_DATA, GROUP_MULTI_DOMAIN, GROUP_DISTILLATION, GROUP_HRKD, GROUP_CACHE, GROUP_META, GROUP_TRAINER,
     )  # fmt: skip
 
     def __init__(self, dataclass_types, **kwargs):
@@ -329,7 +331,8 @@ def refuse_per_device_batch(argv: list[str], values: dict, config_path: str | No
 
 def check_recipe(recipe: RecipeArguments, config: HRKDConfig) -> None:
     """Flags that must fit together: the method and the relational mode, the teacher type and the
-    method."""
+    method, the data flags."""
+    recipe.check_data_flags()
     if recipe.method != Method.HRKD and config.relational_mode != RelationalMode.OFF:
         raise SystemExit(
             f"--relational_mode {config.relational_mode} needs --method hrkd ({recipe.method} has no ratios)"
@@ -344,7 +347,9 @@ def check_recipe(recipe: RecipeArguments, config: HRKDConfig) -> None:
 def require_inputs(recipe: RecipeArguments, data_hint: str, local_data: bool) -> None:
     """Fail fast, before any download or training, when a paper recipe lacks its data or models."""
     problems = []
-    if not recipe.data_path:
+    if recipe.own_data:
+        pass  # --train_file / --dataset_name: checked when read
+    elif not recipe.data_path:
         problems.append(f"no data: pass {data_hint}")
     elif local_data and not os.path.exists(recipe.data_path):
         problems.append(f"data not found at {recipe.data_path!r}: pass {data_hint}")

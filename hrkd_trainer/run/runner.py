@@ -15,6 +15,8 @@ from .arguments import RecipeArguments
 from .report import check_push, report
 from .stages import distill_student, obtain_teacher, prepare_data, train_baseline
 
+logger = logging.getLogger(__name__)
+
 
 def configure_logging(config: HRKDConfig) -> None:
     """Show the package's log lines (stage progress, resume points, skipped data) at INFO on the main
@@ -47,10 +49,23 @@ def run_recipe(
     if push:  # fail before training, not after it
         check_push(config)
         config = derive_arguments(config, push_to_hub=False)
+    names = ["data", "teacher", "distillation", *(["baseline"] if recipe.baseline else []), "report"]
+
+    def header(name: str, detail: str = "") -> None:
+        logger.info("stage %d/%d: %s%s", names.index(name) + 1, len(names), name, detail)
+
+    header("data", f" ({'your data' if getattr(recipe, 'own_data', False) else 'the recipe data'})")
     state = prepare_data(recipe, config, load_data, default_teacher_init, data_source)
     state.started = started
+    logger.info(
+        "data: %s", ", ".join(f"{split} {len(state.data[split])}" for split in ("train", "dev", "test"))
+    )
+    header("teacher", f" ({'given' if recipe.teacher else f'train {recipe.teacher_type}'})")
     obtain_teacher(state)
+    header("distillation", f" ({recipe.method})")
     distill_student(state)
     if recipe.baseline:
+        header("baseline")
         train_baseline(state)
+    header("report")
     return report(state, push=push)

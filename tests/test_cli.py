@@ -1,0 +1,153 @@
+"""``hrkd-distill``: a shipped recipe by name, or its settings on your own data (CSV with dev/test cut
+from it, JSON lines with separate dev/test files, a datasets folder of splits), on real VADER text
+at a tiny size; unknown recipes and conflicting data flags get one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+from datasets import Dataset, DatasetDict
+
+from hrkd_trainer.cli import main
+from hrkd_trainer.data import load_vader
+from hrkd_trainer.run.own_data import DataArguments, load_own_data
+
+TINY = [
+    "--student_layers", "2", "--max_length", "32", "--per_domain_train_batch_size", "4", "--max_steps", "2",
+    "--teacher_num_train_epochs", "0.2", "--eval_strategy", "no", "--save_strategy", "no", "--baseline", "false",
+    "--disable_tqdm", "true", "--speed_batches", "1", "--use_cpu", "true", "--report_to", "none",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vader_rows():
+    """40 real VADER examples of each of two domains, as plain rows with a 'site' domain column."""
+    data = load_vader()
+    train = data["train"]
+    domains, labels = train.features["domain"].names, train.features["label"].names
+    rows = {"tweets": [], "nyt_editorials": []}
+    for row in train:
+        name = domains[row["domain"]]
+        if name in rows and len(rows[name]) < 40:
+            rows[name].append({"review": row["text"], "label": labels[row["label"]], "site": name})
+    return rows["tweets"] + rows["nyt_editorials"]
+
+
+def test_own_csv_from_the_command_line(tmp_path, vader_rows, bert_teacher_dir):
+    import csv
+
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["review", "label", "site"])
+        writer.writeheader()
+        writer.writerows(vader_rows)
+    out = tmp_path / "run"
+    results = main([
+        "--train_file", str(path), "--text_column", "review", "--domain_column", "site",
+        "--teacher_init", bert_teacher_dir, "--output_dir", str(out), *TINY,
+    ])  # fmt: skip
+    assert results["domains"] == ["tweets", "nyt_editorials"]
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["student"]["accuracy"] == results["student"]["accuracy"]
+    assert (out / "student" / "config.json").exists()
+
+
+def test_own_jsonl_and_a_datasets_folder(tmp_path, vader_rows, bert_teacher_dir):
+    jsonl = {}
+    for split, part in (("train", vader_rows[:30] + vader_rows[40:70]), ("dev", vader_rows[30:35] + vader_rows[70:75]),
+                        ("test", vader_rows[35:40] + vader_rows[75:80])):  # fmt: skip
+        jsonl[split] = tmp_path / f"{split}.jsonl"
+        jsonl[split].write_text("\n".join(json.dumps(r) for r in part) + "\n")
+    args = DataArguments(
+        train_file=str(jsonl["train"]), dev_file=str(jsonl["dev"]), test_file=str(jsonl["test"]),
+        text_column="review", domain_column="site",
+    )  # fmt: skip
+    data = load_own_data(args, seed=1)
+    assert {s: len(data[s]) for s in data} == {"train": 60, "dev": 10, "test": 10}
+    folder = tmp_path / "saved"
+    DatasetDict({
+        "train": Dataset.from_list(vader_rows[:30] + vader_rows[40:70]),
+        "validation": Dataset.from_list(vader_rows[30:35] + vader_rows[70:75]),
+        "test": Dataset.from_list(vader_rows[35:40] + vader_rows[75:80]),
+    }).save_to_disk(str(folder))  # fmt: skip
+    results = main([
+        "--dataset_name", str(folder), "--text_column", "review", "--domain_column", "site",
+        "--teacher_init", bert_teacher_dir, "--output_dir", str(tmp_path / "run"), *TINY,
+    ])  # fmt: skip
+    assert results["domains"] == ["tweets", "nyt_editorials"]
+    assert results["data"] == {"train": 60, "dev": 10, "test": 10}  # the folder's own splits
+    one_split = tmp_path / "one_split"
+    Dataset.from_list(vader_rows).save_to_disk(str(one_split))  # a single split as --train_file
+    data = load_own_data(
+        DataArguments(train_file=str(one_split), text_column="review", domain_column="site"), 1
+    )
+    assert sum(len(data[s]) for s in data) == 80
+
+
+def test_command_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match=r"unknown recipe 'amazn' \(did you mean 'amazon'\?\)"):
+        main(["amazn"])
+    with pytest.raises(SystemExit, match="not both"):
+        main(["--train_file", "a.csv", "--dataset_name", "x", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--dev_file/--test_file need --train_file"):
+        main(["--dev_file", "a.csv", "--output_dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"cannot load the data: data file not found: .*missing.csv"):
+        main(
+            [
+                "--train_file",
+                str(tmp_path / "missing.csv"),
+                "--output_dir",
+                str(tmp_path),
+                "--student_layers",
+                "2",
+            ]
+        )
+
+
+def test_installed_command_and_module():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "hrkd-distill"]
+    assert script.value == "hrkd_trainer.cli:main"
+    command = os.path.join(os.path.dirname(sys.executable), "hrkd-distill")
+    done = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "vader" in done.stdout and "--train_file" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "hrkd_trainer", "vader", "--help"], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0 and "your own data (instead of the recipe's):" in done.stdout
+
+
+def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_teacher_dir):
+    """Build the wheel, install it alone into a folder (dependencies from this environment), and run
+    the installed package from outside the repository: the recipes' YAML files travel with it."""
+    import csv
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), root],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    (wheel,) = wheels.glob("hrkd_trainer-*.whl")
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    assert sorted(p.name for p in (target / "hrkd_trainer" / "configs").glob("*.yaml")) == [
+        "amazon.yaml", "mnli.yaml", "vader.yaml",
+    ]  # fmt: skip
+    path = tmp_path / "data.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["review", "label", "site"])
+        writer.writeheader()
+        writer.writerows(vader_rows)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    run = subprocess.run(
+        [sys.executable, "-m", "hrkd_trainer", "--train_file", str(path), "--text_column", "review",
+         "--domain_column", "site", "--teacher_init", bert_teacher_dir, *TINY],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((tmp_path / "runs" / "own" / "results.json").read_text())
+    assert results["domains"] == ["tweets", "nyt_editorials"]
+    assert "[hrkd]" in run.stderr  # the package's progress lines are shown
