@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .assets import teacher_cache_root
 
@@ -144,6 +145,18 @@ def cache_key(teacher, dataset, spec: CacheSpec, tokenizers: Sequence = ()) -> s
 
 
 # ---------------------------------------------------------------------------------------------- cache
+def check_free_space(directory: Path, needed: int, margin: float = 1.1) -> None:
+    """Refuse to start a cache that the disk cannot hold (with a 10 % margin), naming both sizes and
+    the ways out."""
+    free = shutil.disk_usage(directory).free
+    if needed * margin > free:
+        raise OSError(
+            f"the teacher cache needs {needed / 1e9:.2f} GB in {directory}, but only {free / 1e9:.2f} GB are free: "
+            "point --teacher_cache_dir (or $HRKD_CACHE) at a larger disk, store it in half precision with "
+            "--teacher_cache_dtype bfloat16, or turn the cache off with --teacher_cache false"
+        )
+
+
 class TeacherOutputCache:
     """A built cache, memory-mapped read-only. Use :meth:`build_or_open` to get one."""
 
@@ -280,17 +293,24 @@ class TeacherOutputCache:
         }
         if spec.logits:
             files["logits.bin"] = (np.float32, len(lengths) * num_labels)
+        needed = sum(np.dtype(dtype).itemsize * total for dtype, total in files.values())
         if is_main_process:
             if directory.exists():  # an interrupted build: start over
                 shutil.rmtree(directory)
             directory.mkdir(parents=True)
+            check_free_space(directory, needed)
+            logger.info(
+                "teacher cache: building %s (%d examples, %.1f MB)", directory, len(lengths), needed / 1e6
+            )
             for name, (dtype, total) in files.items():
                 if total:
                     np.memmap(directory / name, dtype, "w+", shape=(total,)).flush()
         wait_for_everyone()
         maps = {name: np.memmap(directory / name, d, "r+", shape=(t,)) for name, (d, t) in files.items() if t}
         start = time.perf_counter()
-        for batch in batches[process_index::num_processes]:
+        mine = batches[process_index::num_processes]
+        progress = tqdm(mine, desc="teacher cache", unit="batch", disable=not is_main_process or not mine)
+        for batch in progress:
             outputs = run_teacher(batch)
             for row, index in enumerate(batch):
                 size = int(lengths[index])

@@ -161,3 +161,11 @@ def test_with_two_tokenizers_the_key_follows_the_teachers_ids(teacher_dir, tiny_
         lambda row, i: {"teacher_input_ids": [2] * len(row["input_ids"])} if i == 0 else {}, with_indices=True
     )
     assert cache_key(teacher, teacher_side, spec, [tokenizer, other]) != base
+
+
+def test_a_cache_the_disk_cannot_hold_is_refused_before_it_is_written(tmp_path):
+    from hrkd_trainer.teacher_cache import check_free_space
+
+    check_free_space(tmp_path, 1000)  # fits
+    with pytest.raises(OSError, match=r"needs 1000000000.00 GB .* --teacher_cache_dtype"):
+        check_free_space(tmp_path, 10**18)
