@@ -39,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     if argv in (["-h"], ["--help"]):
         print(usage())
         return None
+    return run_named_recipe(*resolve(argv))
+
+
+def resolve(argv: list[str]) -> tuple[str, list[str]]:
+    """``(recipe name, its flags)`` from the command line: a recipe name or YAML file may come first;
+    your own data writes to ``runs/own`` unless ``--output_dir`` says otherwise."""
+    argv = list(argv)
     name = DEFAULT_RECIPE
     if argv and not argv[0].startswith("-"):
         first = argv.pop(0)
@@ -54,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     own = any(a.split("=")[0] in ("--train_file", "--dataset_name") for a in argv)
     if own and not any(a.split("=")[0] == "--output_dir" for a in argv):
         argv += ["--output_dir", OWN_DATA_OUTPUT]  # not the recipe's folder: this is other data
-    return run_named_recipe(name, argv)
+    return name, argv
 
 
 if __name__ == "__main__":

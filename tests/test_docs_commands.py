@@ -53,6 +53,10 @@ def kind(command: str) -> str:
     words = shlex.split(command)
     if words[0] == "make":
         return "make"
+    if words[0] == "pip":
+        return "pip"
+    if words[0] == "hrkd-distill" or words[:3] == ["python", "-m", "hrkd_trainer"]:
+        return "cli-parse"
     if "accelerate" in words[0] or "--push_to_hub" in words:
         return "recipe-parse"
     script = words[1] if words[0] == "python" else words[0]
@@ -72,6 +76,29 @@ def kind(command: str) -> str:
 def test_every_documented_command_has_a_check():
     kinds = {kind(c) for _, c in COMMANDS}
     assert {"recipe-run", "recipe-parse", "benchmark", "hub-run", "case-study", "help"} <= kinds
+
+
+@pytest.mark.parametrize("command", [c for _, c in COMMANDS if kind(c) == "cli-parse"])
+def test_documented_hrkd_distill_commands_parse(command, tmp_path):
+    from hrkd_trainer.cli import resolve
+    from hrkd_trainer.run.recipes import RECIPES
+
+    words = shlex.split(command)
+    words = words[3:] if words[0] == "python" else words[1:]
+    if "--help" in words:
+        return
+    name, argv = resolve(words)
+    recipe, _ = parse_recipe_args(argv, default_config=RECIPES[name].config)
+    assert recipe.method in ("hrkd", "multi-domain", "tinybert", "meta-distill")
+
+
+def test_documented_pip_routes_match_the_makefile():
+    """The README's pip route installs the same torch as the Makefile, from PyTorch's CPU index."""
+    makefile = (ROOT / "Makefile").read_text()
+    torch_pin = re.search(r"TORCH \?= (\S+)", makefile).group(1)
+    pips = [shlex.split(c) for _, c in COMMANDS if kind(c) == "pip"]
+    assert any(torch_pin in words and "https://download.pytorch.org/whl/cpu" in words for words in pips)
+    assert any(words[:2] == ["pip", "install"] and "." in words for words in pips)
 
 
 def recipe_args(words: list[str]) -> tuple[str, list[str]]:
