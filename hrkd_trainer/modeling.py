@@ -32,6 +32,7 @@ from transformers.utils import ModelOutput
 
 from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
 from .heads import check_domain_names, drop_encoder, fresh_head_like, take_encoder
+from .loading import load_quietly
 
 
 @dataclass
@@ -110,7 +111,7 @@ class MultiDomainModel(nn.Module):
             kwargs["num_hidden_layers"] = num_hidden_layers
         if seed is not None:
             torch.manual_seed(seed)
-        full = AutoModelForSequenceClassification.from_pretrained(name_or_path, **kwargs)
+        full = load_quietly(name_or_path, num_hidden_layers, **kwargs)
         encoder = take_encoder(full)
         heads = {domains[0]: full}
         for domain in domains[1:]:

@@ -114,3 +114,30 @@ print(json.dumps([o["label"] for o in out]))
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_loading_reports_expected_weights_in_one_line_and_warns_about_the_rest(
+    bert_teacher_dir, tmp_path, caplog
+):
+    import logging
+    import shutil
+
+    import safetensors.torch
+
+    from hrkd_trainer.loading import load_quietly
+
+    with caplog.at_level(logging.INFO, logger="hrkd_trainer"):
+        load_quietly(bert_teacher_dir, 2, num_hidden_layers=2, num_labels=3)
+    lines = [r for r in caplog.records if r.name == "hrkd_trainer.loading"]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert "kept the first 2 layers" in lines[0].getMessage() and "new classification head" in lines[0].getMessage()
+    odd = tmp_path / "odd"
+    shutil.copytree(bert_teacher_dir, odd)
+    weights = safetensors.torch.load_file(str(odd / "model.safetensors"))
+    weights["bert.surprise.weight"] = torch.zeros(2)
+    safetensors.torch.save_file(weights, str(odd / "model.safetensors"), metadata={"format": "pt"})
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hrkd_trainer"):
+        load_quietly(str(odd), None, num_labels=3)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "surprise" in warnings[0]

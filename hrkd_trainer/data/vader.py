@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from ..assets import cache_root
 from .common import DataFormatError, DataSource, SkipReport, build_dataset_dict, seeded_split
 
 VADER_REQUIREMENT = "vaderSentiment==3.3.2"
+logger = logging.getLogger(__name__)
 VADER_ARCHIVE = "vaderSentiment-3.3.2.tar.gz"
 VADER_SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"
 INNER_ARCHIVE = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -70,6 +72,7 @@ def fetch_vader_archive(target_dir: str | os.PathLike | None = None) -> Path:
             return path
         path.unlink()  # a corrupt or partial download: fetch it again
     target.mkdir(parents=True, exist_ok=True)
+    logger.info("VADER: downloading %s from PyPI with pip (about 2.5 MB) into %s", VADER_REQUIREMENT, target)
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
@@ -89,6 +92,7 @@ def fetch_vader_archive(target_dir: str | os.PathLike | None = None) -> Path:
                 f"{VADER_ARCHIVE} has sha256 {digest}, expected {VADER_SHA256}; refusing to use it"
             )
         shutil.move(str(downloaded), path)
+    logger.info("VADER: %s verified (sha256) and cached", path)
     return path
 
 
