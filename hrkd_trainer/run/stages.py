@@ -188,7 +188,9 @@ def check_models(
 ) -> None:
     """Layer counts and the layer map, from the models' configs, before any data is read or model
     trained: a student deeper than its source, a map that names layers the models lack."""
-    teacher_flag = "--teacher" if recipe.teacher else "--teacher_init"
+    teacher_flag = (
+        "--teacher" if recipe.teacher else "--teacher_init" if recipe.teacher_init else "the default teacher"
+    )
     teacher_depth = encoder_depth(teacher_source, teacher_flag)
     student_flag = "--student" if recipe.student else teacher_flag
     source_depth = (
