@@ -295,8 +295,9 @@ class HRKDConfig(MultiDomainArguments):
         0.9, help="EMA factor β of the per-domain losses (loss-progress) or scores (gradient-alignment)."
     )
     weighting_every: int = option(
-        1,
-        help="gradient-alignment scores the gradients every this many steps (the others reuse the average).",
+        4,
+        help="gradient-alignment scores the gradients every this many steps (the others reuse the average); "
+        "a scored step costs one more backward pass and a short one per layer and domain.",
     )
     weighting_step_size: float = option(
         0.01, help="Step size η of group-dro's exponentiated-gradient update."

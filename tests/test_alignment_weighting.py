@@ -114,7 +114,7 @@ def test_it_scores_every_step_inside_the_trainer_and_checkpoints_its_state(
 ):
     train, _ = tokenized
     trainer = make_trainer(tmp_path, "ga", teacher_dir, bert_student_dir, train, tokenizer,
-                           max_steps=4, weighting_temperature=0.05, save_strategy="steps", save_steps=4)  # fmt: skip
+                           max_steps=4, weighting_temperature=0.05, weighting_every=1, save_strategy="steps", save_steps=4)  # fmt: skip
     weighting = trainer.loss_weighting
     groups = trainer._alignment_parameters()
     assert len(groups) == 1 + len(trainer.layer_map.student_layers)

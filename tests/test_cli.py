@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 from datasets import Dataset, DatasetDict
@@ -151,3 +152,38 @@ def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_
     results = json.loads((tmp_path / "runs" / "own" / "results.json").read_text())
     assert results["domains"] == ["tweets", "nyt_editorials"]
     assert "[hrkd]" in run.stderr  # the package's progress lines are shown
+
+
+@pytest.mark.packaging
+def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, vader_rows, bert_teacher_dir):
+    """The README's pip route on this machine: a new venv, torch as the Makefile pins it, the wheel
+    with its declared dependencies, then the installed hrkd-distill on tiny data."""
+    import csv
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    torch_pin = re.search(r"TORCH \?= (\S+)", Path(root, "Makefile").read_text()).group(1)
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), root],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    (wheel,) = wheels.glob("hrkd_trainer-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, torch_pin], check=True, capture_output=True, timeout=1800)
+    done = subprocess.run([*pip, str(wheel)], capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    path = tmp_path / "data.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["review", "label", "site"])
+        writer.writeheader()
+        writer.writerows(vader_rows)
+    run = subprocess.run(
+        [str(venv / "bin" / "hrkd-distill"), "--train_file", str(path), "--text_column", "review",
+         "--domain_column", "site", "--teacher_init", bert_teacher_dir, *TINY],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+        env={k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "own" / "results.json").read_text())
+    assert results["domains"] == ["tweets", "nyt_editorials"]

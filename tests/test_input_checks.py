@@ -61,7 +61,9 @@ def test_layer_counts_and_the_layer_map_are_checked_from_the_configs(bert_teache
         check_models(recipe, config, bert_teacher_dir, bert_student_dir)
     recipe, config = parse_recipe_args(["--output_dir", "x", "--student_layers", "2"])
     check_models(recipe, config, bert_teacher_dir, bert_teacher_dir)  # fits: no error
-    with pytest.raises(SystemExit, match=r"the default teacher '/no/such/model': cannot read its config.json"):
+    with pytest.raises(
+        SystemExit, match=r"the default teacher '/no/such/model': cannot read its config.json"
+    ):
         check_models(recipe, config, "/no/such/model", bert_teacher_dir)
 
 

@@ -130,7 +130,10 @@ def test_loading_reports_expected_weights_in_one_line_and_warns_about_the_rest(
         load_quietly(bert_teacher_dir, 2, num_hidden_layers=2, num_labels=3)
     lines = [r for r in caplog.records if r.name == "hrkd_trainer.loading"]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
-    assert "kept the first 2 layers" in lines[0].getMessage() and "new classification head" in lines[0].getMessage()
+    assert (
+        "kept the first 2 layers" in lines[0].getMessage()
+        and "new classification head" in lines[0].getMessage()
+    )
     odd = tmp_path / "odd"
     shutil.copytree(bert_teacher_dir, odd)
     weights = safetensors.torch.load_file(str(odd / "model.safetensors"))

@@ -95,7 +95,7 @@ class GradientAlignmentWeighting(_FromLosses):
         temperature: float = 0.1,
         ema: float = 0.9,
         floor: float = 0.05,
-        every: int = 1,
+        every: int = 4,
         **kw,
     ):
         super().__init__(num_positions, num_domains, floor, **kw)
