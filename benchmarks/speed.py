@@ -114,7 +114,10 @@ VARIANTS = (
     "loss-progress",
     "group-dro",
     "gradient-alignment",
+    "gradient-alignment-every-step",
 )
+#: variants that are an adaptive weighting with other settings than its defaults
+ADAPTIVE_SETTINGS = {"gradient-alignment-every-step": ("gradient-alignment", {"weighting_every": 1})}
 #: the weighting strategies of hrkd_trainer.weighting.adaptive, run like uniform KD otherwise
 ADAPTIVE = ("uniform-noise", "loss-progress", "group-dro", "gradient-alignment")
 REFERENCE = "research-loop"
@@ -241,13 +244,17 @@ def make_trainer(
             processing_class=tokenizer,
         )
     else:
-        mode = {"uniform-kd": "off", "hrkd-frozen": "frozen", **dict.fromkeys(ADAPTIVE, "off")}.get(
-            kind, "learned"
+        weighting, settings = ADAPTIVE_SETTINGS.get(kind, (kind if kind in ADAPTIVE else "auto", {}))
+        mode = (
+            "frozen"
+            if kind == "hrkd-frozen"
+            else "off"
+            if kind == "uniform-kd" or weighting != "auto"
+            else "learned"
         )
-        weighting = kind if kind in ADAPTIVE else "auto"
         config = HRKDConfig(
             **common, relational_mode=mode, loss_weighting=weighting, teacher_cache=kind.endswith("+cache"),
-            teacher_cache_dir=os.path.join(workdir, "teacher_cache"),
+            teacher_cache_dir=os.path.join(workdir, "teacher_cache"), **settings,
         )  # fmt: skip
         teacher = multi_domain(teacher_dir, domains, labels, seed=1)
         trainer = HRKDTrainer(
@@ -342,6 +349,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
                     trainer.training_step(trainer.model, inputs)
                     trainer.optimizer.step()
                     trainer.optimizer.zero_grad()
+                    trainer.state.global_step += 1  # as Trainer does (gradient-alignment scores every k-th)
 
             target = trainers.get(kind)
             wrapped = (
@@ -390,7 +398,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
             result[kind]["memory_vs_reference"] = (result[kind]["peak_memory_bytes"] or 0) / reference[
                 "peak_memory_bytes"
             ]
-    for kind in ("hrkd-learned", "hrkd-frozen", *ADAPTIVE):
+    for kind in ("hrkd-learned", "hrkd-frozen", *ADAPTIVE, *ADAPTIVE_SETTINGS):
         result[kind]["step_time_vs_uniform_kd"] = (
             result[kind]["mean_step_seconds"] / result["uniform-kd"]["mean_step_seconds"]
         )
@@ -485,7 +493,7 @@ def markdown(report: dict) -> str:
     lines += ["", f"HRKD (learned) step time / uniform KD: **{steps['hrkd-learned']['step_time_vs_uniform_kd']:.3f}** "
               f"(frozen: {steps['hrkd-frozen']['step_time_vs_uniform_kd']:.3f})."]  # fmt: skip
     lines += ["", "Other weightings, step time / uniform KD: " + ", ".join(
-        f"{kind} **{steps[kind]['step_time_vs_uniform_kd']:.3f}**" for kind in ADAPTIVE if kind in steps) + "."]  # fmt: skip
+        f"{kind} **{steps[kind]['step_time_vs_uniform_kd']:.3f}**" for kind in (*ADAPTIVE, *ADAPTIVE_SETTINGS) if kind in steps) + "."]  # fmt: skip
     cache = report.get("cache_run")
     if cache:
         a, b = cache["without cache"], cache["with cache"]
