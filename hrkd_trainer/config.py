@@ -161,7 +161,7 @@ class MultiDomainArguments(TrainingArguments):
             self.use_cpu = True
         super().__post_init__()
         check_range("--per_domain_train_batch_size", self.per_domain_train_batch_size, low=1)
-        check_range("--learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_range("--learning_rate", self.learning_rate, low=0.0)
         check_range("--num_train_epochs", self.num_train_epochs, low=0.0)
         check_range("--weight_decay", self.weight_decay, low=0.0)
         self.domain_sampling = DomainSampling.parse(self.domain_sampling, "--domain_sampling")

@@ -15,7 +15,7 @@ from hrkd_trainer.run.stages import check_models, load_user_data
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--learning_rate", "-1"], "--learning_rate must be in (0.0, inf], got -1.0"),
+        (["--learning_rate", "-1"], "--learning_rate must be in [0.0, inf], got -1.0"),
         (["--teacher_learning_rate", "0"], "--teacher_learning_rate must be in (0.0, inf], got 0.0"),
         (["--student_layers", "0"], "--student_layers must be in [1, inf], got 0"),
         (["--few_shot_fraction", "1.5"], "--few_shot_fraction must be in (0.0, 1.0], got 1.5"),
