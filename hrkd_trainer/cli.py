@@ -42,6 +42,13 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     return run_named_recipe(*resolve(argv))
 
 
+def console() -> int:
+    """The ``hrkd-distill`` entry point: :func:`main`, with exit status 0 on success (a console script
+    passes its function's return value to ``sys.exit``, which would print a results dict and fail)."""
+    main()
+    return 0
+
+
 def resolve(argv: list[str]) -> tuple[str, list[str]]:
     """``(recipe name, its flags)`` from the command line: a recipe name or YAML file may come first;
     your own data writes to ``runs/own`` unless ``--output_dir`` says otherwise."""

@@ -112,7 +112,7 @@ def test_command_line_errors(tmp_path):
 
 def test_installed_command_and_module():
     (script,) = [e for e in entry_points(group="console_scripts") if e.name == "hrkd-distill"]
-    assert script.value == "hrkd_trainer.cli:main"
+    assert script.value == "hrkd_trainer.cli:console"
     command = os.path.join(os.path.dirname(sys.executable), "hrkd-distill")
     done = subprocess.run([command, "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "vader" in done.stdout and "--train_file" in done.stdout
