@@ -151,6 +151,11 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport, raw=Non
     return rows
 
 
+def _columns(text: str, text_pair: str | None, label: str, domain: str) -> dict[str, str | None]:
+    """Role → column name (``text_pair`` None for single texts)."""
+    return {"text": text, "text_pair": text_pair, "label": label, "domain": domain}
+
+
 def load_files(
     train_file: str | os.PathLike,
     dev_file: str | os.PathLike | None = None,
@@ -163,12 +168,7 @@ def load_files(
     seed: int = 42,
 ) -> DatasetDict:
     """Build a multi-domain ``DatasetDict`` from user files (see module docstring)."""
-    columns = {
-        "text": text_column,
-        "text_pair": text_pair_column,
-        "label": label_column,
-        "domain": domain_column,
-    }
+    columns = _columns(text_column, text_pair_column, label_column, domain_column)
     return _build(train_file, dev_file, test_file, columns, split_fractions, seed, SkipReport("files"))
 
 
@@ -196,12 +196,7 @@ def load_hub_data(
         loaded = datasets.load_dataset(name, config)
     if "train" not in loaded:
         raise DataFormatError(f"data set {name!r} has splits {list(loaded)}, and no 'train' split")
-    columns = {
-        "text": text_column,
-        "text_pair": text_pair_column,
-        "label": label_column,
-        "domain": domain_column,
-    }
+    columns = _columns(text_column, text_pair_column, label_column, domain_column)
     raw = {"train": ("train", dataset_rows(loaded["train"]))}
     for split, candidates in (("dev", ("validation", "dev", "validation_matched")), ("test", ("test",))):
         found = next((c for c in candidates if c in loaded), None)

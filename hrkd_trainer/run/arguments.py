@@ -347,11 +347,10 @@ def check_recipe(recipe: RecipeArguments, config: HRKDConfig) -> None:
 def require_inputs(recipe: RecipeArguments, data_hint: str, local_data: bool) -> None:
     """Fail fast, before any download or training, when a paper recipe lacks its data or models."""
     problems = []
-    if recipe.own_data:
-        pass  # --train_file / --dataset_name: checked when read
-    elif not recipe.data_path:
+    # your own data (--train_file / --dataset_name) is checked when it is read
+    if not recipe.own_data and not recipe.data_path:
         problems.append(f"no data: pass {data_hint}")
-    elif local_data and not os.path.exists(recipe.data_path):
+    elif not recipe.own_data and local_data and not os.path.exists(recipe.data_path):
         problems.append(f"data not found at {recipe.data_path!r}: pass {data_hint}")
     if not recipe.teacher and not recipe.teacher_init:
         problems.append(

@@ -93,7 +93,38 @@ class UniformNoiseWeighting(_FromLosses):
         return self.weighted(components, r)
 
 
-class LossProgressWeighting(_FromLosses):
+class _SmoothedSoftmax(_FromLosses):
+    """Shared by loss-progress and gradient-alignment: an EMA ``a`` of a per-step signal ``(P, D)``
+    (``a`` = the signal at the first step) in a checkpointed buffer, and the ratios
+    ``r = f + (1 − D f) softmax(score(a) / T)`` (uniform before the first signal)."""
+
+    def __init__(self, num_positions, num_domains, temperature=0.1, ema=0.9, floor=0.05, **kw):
+        super().__init__(num_positions, num_domains, floor, **kw)
+        if temperature <= 0 or not 0.0 <= ema < 1.0:
+            raise ValueError(f"need temperature > 0 and ema in [0, 1), got {temperature} and {ema}")
+        self.temperature, self.ema = temperature, ema
+        self.register_buffer("average", torch.zeros(num_positions, num_domains))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    def fold(self, signal: torch.Tensor) -> None:
+        """``a ← β a + (1 − β) signal`` (``a = signal`` the first time)."""
+        signal = signal.detach().float().to(self.average.device)
+        if self.steps.item() == 0:
+            self.average.copy_(signal)
+        else:
+            self.average.mul_(self.ema).add_((1.0 - self.ema) * signal)
+        self.steps += 1
+
+    def score(self, average: torch.Tensor) -> torch.Tensor:
+        return average
+
+    def current_ratios(self) -> torch.Tensor:
+        if self.steps.item() == 0:
+            return torch.full_like(self.average, 1.0 / self.num_domains)
+        return with_floor(torch.softmax(self.score(self.average) / self.temperature, dim=-1), self.floor)
+
+
+class LossProgressWeighting(_SmoothedSoftmax):
     """Relative loss progress (in the spirit of DWA, Liu et al. 2019, and GradNorm's inverse training
     rate, Chen et al. 2018): the domains whose losses have come down least get the most weight.
 
@@ -105,38 +136,19 @@ class LossProgressWeighting(_FromLosses):
 
     name = "loss-progress"
 
-    def __init__(
-        self,
-        num_positions: int,
-        num_domains: int,
-        temperature: float = 0.1,
-        ema: float = 0.9,
-        floor: float = 0.05,
-        **kw,
-    ):
-        super().__init__(num_positions, num_domains, floor, **kw)
-        if temperature <= 0 or not 0.0 <= ema < 1.0:
-            raise ValueError(f"need temperature > 0 and ema in [0, 1), got {temperature} and {ema}")
-        self.temperature, self.ema = temperature, ema
-        self.register_buffer("average", torch.zeros(num_positions, num_domains))
+    def __init__(self, num_positions, num_domains, temperature=0.1, ema=0.9, floor=0.05, **kw):
+        super().__init__(num_positions, num_domains, temperature, ema, floor, **kw)
         self.register_buffer("initial", torch.zeros(num_positions, num_domains))
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
-    def current_ratios(self) -> torch.Tensor:
-        if self.steps.item() == 0:
-            return torch.full_like(self.average, 1.0 / self.num_domains)
-        progress = self.average / self.initial.clamp_min(1e-12)
-        return with_floor(torch.softmax(progress / self.temperature, dim=-1), self.floor)
+    def score(self, average: torch.Tensor) -> torch.Tensor:
+        return average / self.initial.clamp_min(1e-12)
 
     def forward(self, components, ratios: RatioOutput | None = None) -> WeightedLoss:
         losses = position_losses(components).to(self.average.device)
         if self.training:
             if self.steps.item() == 0:
                 self.initial.copy_(losses)
-                self.average.copy_(losses)
-            else:
-                self.average.mul_(self.ema).add_((1.0 - self.ema) * losses)
-            self.steps += 1
+            self.fold(losses)
         return self.weighted(components, self.current_ratios())
 
 

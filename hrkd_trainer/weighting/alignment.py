@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .adaptive import _FromLosses, with_floor
+from .adaptive import _SmoothedSoftmax
 from .base import RatioOutput, WeightedLoss
 
 
@@ -80,7 +80,7 @@ def alignment_scores(
     return scores
 
 
-class GradientAlignmentWeighting(_FromLosses):
+class GradientAlignmentWeighting(_SmoothedSoftmax):
     """First-order learning to reweight per domain and position; the formula is in the module
     docstring. The trainer calls :meth:`observe` with :func:`alignment_scores` on the steps for
     which :meth:`wants_scores` is true, before :meth:`forward`."""
@@ -88,41 +88,18 @@ class GradientAlignmentWeighting(_FromLosses):
     name = "gradient-alignment"
     needs_alignment = True
 
-    def __init__(
-        self,
-        num_positions: int,
-        num_domains: int,
-        temperature: float = 0.1,
-        ema: float = 0.9,
-        floor: float = 0.05,
-        every: int = 4,
-        **kw,
-    ):
-        super().__init__(num_positions, num_domains, floor, **kw)
-        if temperature <= 0 or not 0.0 <= ema < 1.0 or every < 1:
-            raise ValueError(
-                f"need temperature > 0, ema in [0, 1) and every >= 1, got {temperature}, {ema}, {every}"
-            )
-        self.temperature, self.ema, self.every = temperature, ema, every
-        self.register_buffer("average", torch.zeros(num_positions, num_domains))
-        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+    def __init__(self, num_positions, num_domains, temperature=0.1, ema=0.9, floor=0.05, every=4, **kw):
+        super().__init__(num_positions, num_domains, temperature, ema, floor, **kw)
+        if every < 1:
+            raise ValueError(f"need every >= 1, got {every}")
+        self.every = every
 
     def wants_scores(self, global_step: int) -> bool:
         return self.training and global_step % self.every == 0
 
     def observe(self, scores: torch.Tensor) -> None:
         """Fold one step's alignment scores ``(P, D)`` into the average."""
-        scores = scores.detach().float().to(self.average.device)
-        if self.steps.item() == 0:
-            self.average.copy_(scores)
-        else:
-            self.average.mul_(self.ema).add_((1.0 - self.ema) * scores)
-        self.steps += 1
-
-    def current_ratios(self) -> torch.Tensor:
-        if self.steps.item() == 0:
-            return torch.full_like(self.average, 1.0 / self.num_domains)
-        return with_floor(torch.softmax(self.average / self.temperature, dim=-1), self.floor)
+        self.fold(scores)
 
     def forward(self, components, ratios: RatioOutput | None = None) -> WeightedLoss:
         return self.weighted(components, self.current_ratios())
