@@ -26,7 +26,7 @@ def usage() -> str:
         "",
         "recipes:",
     ]
-    lines += [f"  {name:8s} {spec.summary}" for name, spec in RECIPES.items()]
+    lines += [f"  {name:12s} {spec.summary}" for name, spec in RECIPES.items()]
     lines += [
         "",
         "your own data: --train_file FILE [--dev_file ...] or --dataset_name NAME, with the column flags",

@@ -1,5 +1,6 @@
 """Per-domain evaluation, the one copy used by the trainers, the recipes, the Hub and the benchmarks:
-predictions and accuracy per domain (each domain through its own head), and inference timing.
+predictions and accuracy per domain (each domain through its own head), and inference timing (one
+model, or teacher against student interleaved).
 
 ``MultiDomainTrainer.evaluate`` reports the same accuracies through ``Trainer.evaluate`` (a test
 checks that the two agree); these functions serve where no trainer is at hand (a finished run, an
@@ -107,3 +108,71 @@ def inference_seconds(
             torch.cuda.synchronize()
         timings.append(time.perf_counter() - begin)
     return statistics.median(timings[1:])  # the first run warms up
+
+
+def _timed(model, prepared: list[dict], device: torch.device) -> float:
+    begin = time.perf_counter()
+    for batch in prepared:
+        batch_logits(model, batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - begin
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation quantile of ``values`` (numpy's default), ``0 <= q <= 1``."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@torch.no_grad()
+def interleaved_speedup(
+    teacher,
+    teacher_dataset: Dataset,
+    teacher_pad_id: int,
+    student,
+    student_dataset: Dataset,
+    student_pad_id: int,
+    batch_size: int = 32,
+    batches: int = 5,
+    repeats: int = 11,
+) -> dict:
+    """Inference speed-up of ``student`` over ``teacher`` on the same rows (each model reads its own
+    tokenization of them), timed ``repeats`` times *interleaved*: each repetition times both models
+    back to back, in alternating order (teacher first, then student first), so a slow stretch of the
+    machine hits both. One warm-up repetition is not counted.
+
+    Returns the median seconds of each model, the median of the per-repetition ratios
+    ``t_teacher / t_student`` as ``speedup``, and that ratio's spread (quartiles, min, max).
+    """
+    if len(teacher_dataset) != len(student_dataset):
+        raise ValueError("teacher and student must be timed on the same rows")
+    models = {
+        "teacher": (teacher, teacher_dataset, teacher_pad_id),
+        "student": (student, student_dataset, student_pad_id),
+    }
+    prepared, devices = {}, {}
+    for name, (model, dataset, pad) in models.items():
+        model.eval()
+        devices[name] = next(model.parameters()).device
+        prepared[name] = list(padded_batches(dataset, pad, batch_size, devices[name], limit=batches))
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for repetition in range(repeats + 1):
+        order = ("teacher", "student") if repetition % 2 == 0 else ("student", "teacher")
+        for name in order:
+            seconds = _timed(models[name][0], prepared[name], devices[name])
+            if repetition > 0:  # the first repetition warms up
+                times[name].append(seconds)
+    ratios = [t / s for t, s in zip(times["teacher"], times["student"])]
+    return {
+        "teacher_seconds": statistics.median(times["teacher"]),
+        "student_seconds": statistics.median(times["student"]),
+        "speedup": statistics.median(ratios),
+        "speedup_spread": {
+            "q1": quantile(ratios, 0.25), "q3": quantile(ratios, 0.75), "min": min(ratios), "max": max(ratios),
+            "repeats": repeats, "batches": len(prepared["student"]), "batch_size": batch_size,
+        },
+    }  # fmt: skip

@@ -15,8 +15,9 @@ _EXPECTED_NEW = ("classifier.", "score.", "pre_classifier.")
 
 def load_quietly(name_or_path: str, kept_layers: int | None = None, **kwargs):
     """``AutoModelForSequenceClassification.from_pretrained`` without the expected load-report noise:
-    new classification heads (MISSING) and, when cutting to ``kept_layers``, the weights of the layers
-    left out (UNEXPECTED) are summed up in one INFO line; any other missing or unexpected weight is
+    new classification heads (MISSING), when cutting to ``kept_layers`` the weights of the layers
+    left out (UNEXPECTED), and a saved pooler the classifier has none of (UNEXPECTED) are summed up in
+    INFO lines; any other missing or unexpected weight is
     still a warning, by name."""
     from transformers.utils import logging as hf_logging
 
@@ -37,7 +38,11 @@ def load_quietly(name_or_path: str, kept_layers: int | None = None, **kwargs):
     unexpected = sorted(info.get("unexpected_keys", ()))
     new_head = [k for k in missing if k.startswith(_EXPECTED_NEW)]
     left_out = [k for k in unexpected if dropped_layer(k)]
-    others = [k for k in missing if k not in new_head] + [k for k in unexpected if k not in left_out]
+    # a checkpoint saved with a pooler (all-mpnet-base-v2, RoBERTa) that the classifier does not use
+    own = {name for name, _ in model.named_parameters()}
+    unused_pooler = [k for k in unexpected if "pooler." in k and not any(n.endswith(k) for n in own)]
+    others = [k for k in missing if k not in new_head]
+    others += [k for k in unexpected if k not in left_out and k not in unused_pooler]
     others += [str(k) for k in info.get("mismatched_keys", ())]
     logger.info(
         "loaded %s: new classification head (%d weights)%s",
@@ -47,6 +52,12 @@ def load_quietly(name_or_path: str, kept_layers: int | None = None, **kwargs):
         if left_out
         else "",
     )
+    if unused_pooler:
+        logger.info(
+            "%s: the checkpoint's pooler (%d weights) is not used by this classifier",
+            name_or_path,
+            len(unused_pooler),
+        )
     if others:
         logger.warning("loading %s: unexpected missing, extra or resized weights: %s", name_or_path, others)
     return model

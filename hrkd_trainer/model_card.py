@@ -196,15 +196,28 @@ def _size_section(results: dict) -> str:
         f"| parameters | {teacher['parameters'] / 1e6:.1f} M | {student['parameters'] / 1e6:.1f} M "
         f"({results.get('compression', 0):.2f}× smaller) |"
     ]
+    if teacher.get("weights_bytes") and student.get("weights_bytes"):
+        rows.append(
+            f"| weights on disk | {teacher['weights_bytes'] / 2**20:.0f} MB | {student['weights_bytes'] / 2**20:.0f} MB "
+            f"({results.get('size_ratio', 0):.2f}× smaller) |"
+        )
     timing = ""
     if student.get("speedup"):
+        spread = student.get("speedup_spread")
+        quartiles = f", quartiles {spread['q1']:.1f}-{spread['q3']:.1f}×" if spread else ""
         rows.append(
             f"| inference time (same batches) | {teacher['inference_seconds']:.3f} s | "
-            f"{student['inference_seconds']:.3f} s ({student['speedup']:.1f}× faster) |"
+            f"{student['inference_seconds']:.3f} s ({student['speedup']:.1f}× faster{quartiles}) |"
+        )
+        how = (
+            f"the median of {spread['repeats']} interleaved repetitions (teacher and student back to back) over "
+            f"the same {spread['batches']} batches of {spread['batch_size']}"
+            if spread
+            else "the median of 3 runs over the same batches of 32"
         )
         timing = (
-            f"Timed on the machine that trained it ({where}; {versions}) as the median of 3 runs over the "
-            "same batches of 32 with dynamic padding. Speed-ups differ on other hardware."
+            f"Timed on the machine that trained it ({where}; {versions}) as {how}, with dynamic padding. "
+            "Speed-ups differ on other hardware."
         )
     return f"""
 ## Size and speed

@@ -7,14 +7,18 @@ Schema (every key a card or a benchmark reads)::
     method, teacher_type            the distiller and how the teacher came to be (vocabulary values)
     teacher / student / baseline    per model: accuracy {domain…, average} on the test split (or the
                                     split named by evaluation_split), dev_accuracy, parameters,
-                                    inference_seconds; the student also speedup, init, layers,
-                                    per_domain_models; the teacher source, hub_id, type
-    compression                     teacher parameters / student parameters
+                                    inference_seconds; the student also speedup (median of interleaved
+                                    repeats) and speedup_spread {q1, q3, min, max, repeats, batches,
+                                    batch_size}, init, layers, per_domain_models; the teacher source,
+                                    hub_id, type
+                                    weights_bytes: on-disk size of the exported weights (recipes)
+    compression, size_ratio         teacher parameters / student parameters; the same for weights_bytes
     distillation                    the hyper-parameters of the distillation run
     command, machine                how and where it ran; wall_time_seconds per stage (recipes)
 
 ``test_predictions.json`` (recipes only, never uploaded) holds the student's test predictions with
-their inputs, so that any export can be checked against the run's own evaluation.
+their inputs, so that any export can be checked against the run's own evaluation, and the no-KD
+baseline's predictions of the same rows when the run trained one.
 """
 
 from __future__ import annotations
@@ -95,6 +99,21 @@ def model_entry(
     return entry
 
 
+def weights_bytes(folder: str | None) -> int | None:
+    """On-disk size of the weight files (``*.safetensors``, ``*.bin``) under an exported model folder
+    (per-domain experts included); None when there is no such local folder."""
+    if not folder or not os.path.isdir(folder):
+        return None
+    total = 0
+    for root, _, files in os.walk(folder):
+        if os.sep + "checkpoint-" in root + os.sep:
+            continue
+        total += sum(
+            os.path.getsize(os.path.join(root, f)) for f in files if f.endswith((".safetensors", ".bin"))
+        )
+    return total or None
+
+
 def build_results(
     *,
     domains: Sequence[str],
@@ -110,13 +129,15 @@ def build_results(
     """The results.json of a run: the model blocks of :func:`model_entry`, plus the student's speed-up
     and the compression when the teacher was measured, the command and the machine."""
     teacher_time, student_time = teacher.get("inference_seconds"), student.get("inference_seconds")
-    if teacher_time and student_time:
+    if teacher_time and student_time and "speedup" not in student:
         student["speedup"] = teacher_time / student_time
     results = {"domains": list(domains), "labels": list(labels), "teacher": teacher, "student": student}
     if baseline is not None:
         results["baseline"] = baseline
     if teacher.get("parameters"):
         results["compression"] = teacher["parameters"] / student["parameters"]
+    if teacher.get("weights_bytes") and student.get("weights_bytes"):
+        results["size_ratio"] = teacher["weights_bytes"] / student["weights_bytes"]
     results["method"] = str(method)
     if distillation is not None:
         results["distillation"] = distillation
@@ -162,6 +183,13 @@ def trainer_results(trainer) -> dict:
     )  # fmt: skip
 
 
+def speedup_text(student: dict) -> str:
+    """``6.1x [5.9-6.3]``: the median speed-up and, when measured interleaved, its quartiles."""
+    spread = student.get("speedup_spread")
+    text = f"{student['speedup']:.1f}x"
+    return text + (f" [{spread['q1']:.1f}-{spread['q3']:.1f}]" if spread else "")
+
+
 def format_table(
     domains: Sequence[str], rows: dict[str, dict[str, float]], extra: dict[str, dict[str, str]]
 ) -> str:
@@ -200,7 +228,8 @@ _LOCAL_PATH = re.compile(r"(?<![\w:/.~-])(?:~|/)[^\s'\"]*")
 def public_path(path: str, run_dir: str | None = None) -> str:
     """What a published file may say instead of a local path: the path relative to the run folder
     when it lies inside it; the Hub id it stands for when known (the offline MiniLM folder →
-    ``sentence-transformers/all-MiniLM-L6-v2``); else ``<local>/`` plus its last two components."""
+    ``sentence-transformers/all-MiniLM-L6-v2``, the assembled MPNet-base →
+    ``sentence-transformers/all-mpnet-base-v2``); else ``<local>/`` plus its last two components."""
     expanded = os.path.expanduser(path)
     if run_dir is not None:
         root = os.path.abspath(run_dir)
@@ -242,10 +271,16 @@ def write_results(path: str, results: dict) -> None:
 
 
 def write_test_predictions(
-    path: str, test: Dataset, predictions: dict[str, list[int]], labels: Sequence[str], max_length: int
+    path: str,
+    test: Dataset,
+    predictions: dict[str, list[int]],
+    labels: Sequence[str],
+    max_length: int,
+    baseline: dict[str, list[int]] | None = None,
 ) -> None:
     """The student's test predictions with their inputs, per domain, so that any export can be checked
-    against the run's own evaluation (``tests/check_export.py``)."""
+    against the run's own evaluation (``tests/check_export.py``); with ``baseline``, the no-KD
+    student's predictions too (``baseline_prediction``), for paired tests over examples."""
     domain_of = test["domain"]
     names = test.features["domain"].names
     columns = [c for c in ("text", "text_pair") if c in test.column_names]
@@ -256,4 +291,6 @@ def write_test_predictions(
         examples[domain] = {c: list(part[c]) for c in columns}
         examples[domain]["label"] = list(part["label"])
         examples[domain]["prediction"] = predicted
+        if baseline is not None:
+            examples[domain]["baseline_prediction"] = baseline[domain]
     write_json(path, {"labels": list(labels), "max_length": max_length, "examples": examples})

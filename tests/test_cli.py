@@ -187,3 +187,71 @@ def test_the_wheel_installs_into_a_fresh_venv_and_runs(tmp_path, vader_rows, ber
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads((tmp_path / "runs" / "own" / "results.json").read_text())
     assert results["domains"] == ["tweets", "nyt_editorials"]
+
+
+@pytest.fixture(scope="module")
+def small_mpnet_dir(tmp_path_factory):
+    """A tiny random MPNet with all-mpnet-base-v2's real vocabulary, which is BERT-uncased's with
+    ``<s> <pad> </s> <unk>`` in front and ``<mask>`` at the end (ids differ from MiniLM's, the
+    WordPiece split is the same)."""
+    import torch
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
+
+    from hrkd_trainer.assets import offline_minilm_path
+
+    path = tmp_path_factory.mktemp("small_mpnet")
+    bert_vocab = Path(offline_minilm_path(), "vocab.txt").read_text(encoding="utf-8").splitlines()
+    vocab = path / "mpnet_vocab.txt"
+    vocab.write_text(
+        "\n".join(["<s>", "<pad>", "</s>", "<unk>", *bert_vocab, "<mask>"]) + "\n", encoding="utf-8"
+    )
+    tokenizer = MPNetTokenizerFast(vocab=str(vocab), unk_token="[UNK]")  # as all-mpnet-base-v2 says
+    torch.manual_seed(0)
+    config = MPNetConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=80,
+    )  # fmt: skip
+    MPNetModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def test_vader_mpnet_recipe_distils_an_mpnet_teacher_into_a_minilm_student(tmp_path, small_mpnet_dir):
+    """The real-compression recipe's shape, without the 400 MB download: an MPNet teacher (tiny, its own
+    tokenizer) → the offline MiniLM-L6 selected by its short name and cut to one layer, on real VADER
+    text; the teacher output cache and the no-KD baseline on, as the recipe ships them."""
+    from hrkd_trainer.assets import offline_minilm_path
+
+    out = tmp_path / "run"
+    results = main([
+        "vader-mpnet", "--teacher_init", small_mpnet_dir, "--output_dir", str(out), "--max_train_samples_per_domain", "8",
+        "--max_eval_samples_per_domain", "4", *TINY, "--student_layers", "1", "--baseline", "true",
+        "--teacher_cache_dir", str(tmp_path / "cache"), "--speed_repeats", "3",
+    ])  # fmt: skip
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["student"]["layers"] == 1
+    assert (
+        saved["teacher"]["parameters"] < saved["student"]["parameters"]
+    )  # a tiny teacher; real sizes in docs
+    assert saved["student"]["init"] == offline_minilm_path()  # the short name 'minilm-l6', resolved
+    assert saved["student"]["speedup_spread"]["repeats"] == 3 and "baseline" in saved
+    config = json.loads((out / "student" / "config.json").read_text())
+    assert config["model_type"] == "bert" and config["hidden_size"] == 384
+    assert os.listdir(tmp_path / "cache"), "the recipe uses the teacher-output cache"
+    assert results["student"]["accuracy"] == saved["student"]["accuracy"]
+    assert os.path.isdir(offline_minilm_path())
+
+
+def test_the_vader_mpnet_recipe_ships_a_real_compression():
+    """The shipped config: the MPNet-base teacher by default, a 4-layer MiniLM student (5.7× fewer
+    parameters than MPNet-base's 109.5 M), the teacher-output cache on, full test splits."""
+    from hrkd_trainer.assets import offline_mpnet_path
+    from hrkd_trainer.run import parse_recipe_args
+    from hrkd_trainer.run.recipes import RECIPES
+
+    spec = RECIPES["vader-mpnet"]
+    assert spec.default_teacher_init is offline_mpnet_path
+    recipe, config = parse_recipe_args(["--output_dir", "x"], default_config=spec.config)
+    assert recipe.student == "minilm-l6" and recipe.student_layers == 4
+    assert config.teacher_cache and recipe.max_eval_samples_per_domain is None
+    assert recipe.baseline

