@@ -1,5 +1,6 @@
 """hrkd-trainer: multi-domain knowledge distillation (HRKD, Dong et al., EMNLP 2021) for 🤗 Trainer."""
 
+from .assets import offline_model_path
 from .baselines import TEACHER_TYPES, distill_per_domain, train_teacher
 from .collate import MultiDomainCollator, check_token_alignment, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments
@@ -55,6 +56,7 @@ __all__ = [
     "load_multi_domain",
     "merge_lora",
     "model_card",
+    "offline_model_path",
     "parse_layer_map",
     "publish_run",
     "same_tokenizer",

@@ -30,6 +30,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, PreTrai
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
+from .assets import resolve_model_source
 from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
 from .heads import check_domain_names, drop_encoder, fresh_head_like, take_encoder
 from .loading import load_quietly
@@ -87,12 +88,14 @@ class MultiDomainModel(nn.Module):
         shared_head: bool = False,
         **from_pretrained_kwargs,
     ) -> MultiDomainModel:
-        """New heads on a pretrained encoder (Hub id or local folder).
+        """New heads on a pretrained encoder (Hub id, local folder, or an offline model's short name:
+        ``"mpnet-base"``, ``"minilm-l6"``, see :mod:`hrkd_trainer.assets`).
 
         ``num_hidden_layers=k`` keeps only the first ``k`` layers (a student initialised from a
         deeper model's lower layers). ``shared_head=True`` gives every domain the same head module
         (one classifier for all domains: BERT_B-mix, the meta-teacher).
         """
+        name_or_path = resolve_model_source(name_or_path)
         domains = check_domain_names(domains)
         label_names = [str(label) for label in label_names]
         kwargs = dict(

@@ -66,7 +66,11 @@ def kind(command: str) -> str:
         return "hub-run" if "--dry-run" in words else "hub-parse"
     if script == "-m" and words[2] == "hrkd_trainer.case_study":
         return "case-study"
-    if script in ("recipes/amazon.py", "recipes/mnli.py"):
+    if script in (
+        "recipes/amazon.py",
+        "recipes/mnli.py",
+        "recipes/vader_mpnet.py",
+    ):  # need downloads or GPU-sized time
         return "recipe-parse"
     if script == "recipes/vader.py":
         return "help" if "--help" in words else "recipe-run"

