@@ -198,7 +198,7 @@ def _size_section(results: dict) -> str:
     ]
     if teacher.get("weights_bytes") and student.get("weights_bytes"):
         rows.append(
-            f"| weights on disk | {teacher['weights_bytes'] / 2**20:.0f} MB | {student['weights_bytes'] / 2**20:.0f} MB "
+            f"| weights on disk (one domain's model) | {teacher['weights_bytes'] / 2**20:.0f} MB | {student['weights_bytes'] / 2**20:.0f} MB "
             f"({results.get('size_ratio', 0):.2f}× smaller) |"
         )
     timing = ""

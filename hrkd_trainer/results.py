@@ -11,7 +11,7 @@ Schema (every key a card or a benchmark reads)::
                                     repeats) and speedup_spread {q1, q3, min, max, repeats, batches,
                                     batch_size}, init, layers, per_domain_models; the teacher source,
                                     hub_id, type
-                                    weights_bytes: on-disk size of the exported weights (recipes)
+                                    weights_bytes: on-disk size of one domain's exported model (recipes)
     compression, size_ratio         teacher parameters / student parameters; the same for weights_bytes
     distillation                    the hyper-parameters of the distillation run
     command, machine                how and where it ran; wall_time_seconds per stage (recipes)
@@ -99,18 +99,19 @@ def model_entry(
     return entry
 
 
-def weights_bytes(folder: str | None) -> int | None:
-    """On-disk size of the weight files (``*.safetensors``, ``*.bin``) under an exported model folder
-    (per-domain experts included); None when there is no such local folder."""
-    if not folder or not os.path.isdir(folder):
+def weights_bytes(folder: str | None, domain: str) -> int | None:
+    """On-disk size of one domain's model in an exported folder: the weight files (``*.safetensors``,
+    ``*.bin``) of ``folder/domain``, the encoder with that domain's head, which is what a user loads with
+    ``AutoModelForSequenceClassification`` (the export repeats the shared encoder in every domain's
+    folder, so the folder as a whole is not the model's size). None when there is no such folder."""
+    path = os.path.join(folder, domain) if folder else None
+    if not path or not os.path.isdir(path):
         return None
-    total = 0
-    for root, _, files in os.walk(folder):
-        if os.sep + "checkpoint-" in root + os.sep:
-            continue
-        total += sum(
-            os.path.getsize(os.path.join(root, f)) for f in files if f.endswith((".safetensors", ".bin"))
-        )
+    total = sum(
+        os.path.getsize(os.path.join(path, f))
+        for f in os.listdir(path)
+        if f.endswith((".safetensors", ".bin"))
+    )
     return total or None
 
 

@@ -123,7 +123,10 @@ def test_card_metadata_parses_and_equals_results(hrkd_run, tmp_path):
     assert f"{results['teacher']['parameters'] / 1e6:.1f} M" in text
     assert f"{results['student']['speedup']:.1f}× faster" in text
     assert f"{results['compression']:.2f}× smaller" in text
-    assert f"| weights on disk | {results['teacher']['weights_bytes'] / 2**20:.0f} MB |" in text
+    assert (
+        f"| weights on disk (one domain's model) | {results['teacher']['weights_bytes'] / 2**20:.0f} MB |"
+        in text
+    )
     assert f"{results['size_ratio']:.2f}× smaller" in text
     spread = results["student"]["speedup_spread"]
     assert spread["q1"] <= results["student"]["speedup"] <= spread["q3"]

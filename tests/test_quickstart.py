@@ -29,11 +29,10 @@ def test_vader_quickstart_small(tmp_path):
     assert saved["teacher"]["parameters"] > saved["student"]["parameters"]
     assert results["student"]["accuracy"] == saved["student"]["accuracy"]
     # size on disk, and the no-KD baseline's predictions next to the student's (paired tests)
-    assert (
-        saved["teacher"]["weights_bytes"]
-        > saved["student"]["weights_bytes"]
-        > 4 * saved["student"]["parameters"] * 0.9
-    )
+    # one domain's model on disk: the fp32 encoder and that domain's head
+    params = saved["student"]["parameters"]
+    assert 0.99 * 4 * params < saved["student"]["weights_bytes"] < 1.01 * 4 * params
+    assert saved["teacher"]["weights_bytes"] > saved["student"]["weights_bytes"]
     predictions = json.loads((out / "test_predictions.json").read_text())["examples"]
     for domain in saved["domains"]:
         rows = predictions[domain]

@@ -80,11 +80,11 @@ def run_results(state: RunState, measured: dict) -> dict:
         # the Hub model it stands for: a given teacher's id, else the encoder it was fine-tuned from
         hub_id=hub_id_of(recipe.teacher or state.teacher_source), type=teacher_type,
         trainable_parameters=state.teacher_trainable, lora_r=recipe.teacher_lora_r if not recipe.teacher else None,
-        weights_bytes=weights_bytes(recipe.teacher or os.path.join(state.output_dir, "teacher")),
+        weights_bytes=weights_bytes(recipe.teacher or os.path.join(state.output_dir, "teacher"), state.domains[0]),
     )  # fmt: skip
     student_entry = model_entry(
         student, s["accuracy"], s["dev"], s["seconds"], speedup=s["speedup"], speedup_spread=s["speedup_spread"],
-        init=state.student_source, weights_bytes=weights_bytes(os.path.join(state.output_dir, "student")),
+        init=state.student_source, weights_bytes=weights_bytes(os.path.join(state.output_dir, "student"), state.domains[0]),
         layers=student.num_hidden_layers, per_domain_models=isinstance(student, DomainExperts),
     )  # fmt: skip
     baseline_entry = None
