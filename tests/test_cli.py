@@ -227,6 +227,8 @@ def test_vader_mpnet_recipe_distils_an_mpnet_teacher_into_a_minilm_student(tmp_p
         "vader-mpnet", "--teacher_init", small_mpnet_dir, "--output_dir", str(out), "--max_train_samples_per_domain", "8",
         "--max_eval_samples_per_domain", "4", *TINY, "--student_layers", "1", "--baseline", "true",
         "--teacher_cache_dir", str(tmp_path / "cache"), "--speed_repeats", "3",
+        # the token-level losses too (the recipe ships the logit loss alone): the two tokenizers must align
+        "--distill_losses", "embedding", "hidden", "prediction",
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["student"]["layers"] == 1
@@ -244,7 +246,8 @@ def test_vader_mpnet_recipe_distils_an_mpnet_teacher_into_a_minilm_student(tmp_p
 
 def test_the_vader_mpnet_recipe_ships_a_real_compression():
     """The shipped config: the MPNet-base teacher by default, a 4-layer MiniLM student (5.7× fewer
-    parameters than MPNet-base's 109.5 M), the teacher-output cache on, full test splits."""
+    parameters than MPNet-base's 109.5 M), the teacher-output cache on, full test splits, the losses
+    dev chose."""
     from hrkd_trainer.assets import offline_mpnet_path
     from hrkd_trainer.run import parse_recipe_args
     from hrkd_trainer.run.recipes import RECIPES
@@ -255,3 +258,4 @@ def test_the_vader_mpnet_recipe_ships_a_real_compression():
     assert recipe.student == "minilm-l6" and recipe.student_layers == 4
     assert config.teacher_cache and recipe.max_eval_samples_per_domain is None
     assert recipe.baseline
+    assert config.distill_losses == ["prediction"] and config.temperature == 0.5
