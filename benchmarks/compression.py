@@ -5,8 +5,8 @@ built once), each run training the distilled student and the no-KD baseline from
 initialisation on the same data and steps; then pairs them.
 
     hrkd-distill vader-mpnet                                   # trains the teacher (seed 42)
-    python benchmarks/compression.py --teacher runs/vader_mpnet/teacher --seeds 1 2 3 \\
-        --out benchmarks/results/compression_vader_mpnet
+    python benchmarks/compression.py --teacher runs/vader_mpnet/teacher --include 42=runs/vader_mpnet \\
+        --seeds 1 2 --out benchmarks/results/compression_vader_mpnet
 
 Writes ``OUT/summary.json`` and ``OUT/summary.md``: teacher, student and baseline test accuracy per
 domain (mean ± std over seeds), the student's share of the teacher's accuracy, the paired difference
@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +41,14 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--out", required=True)
     parser.add_argument("--scratch", help="where the run folders go (default runs/compression/<name of OUT>)")
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="SEED=RUN_DIR",
+        help="a finished run of the same recipe and teacher to count as that seed (e.g. the run that trained "
+        "the teacher: 42=runs/vader_mpnet)",
+    )
     parser.add_argument("--flags", default="", help="flags added to every run, e.g. '--num_train_epochs 1'")
     parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap resamples")
     parser.add_argument(
@@ -68,6 +77,12 @@ def run_seed(args, seed: int, scratch: str) -> dict | None:
     print(f"seed {seed}: exit {code} in {time.time() - begin:.0f} s ({run_dir}/log.txt)", flush=True)
     if code:
         raise SystemExit(f"seed {seed} failed: see {run_dir}/log.txt")
+    return record_run(args, seed, run_dir)
+
+
+def record_run(args, seed: int, run_dir: str) -> dict:
+    """The record of a finished run folder: its results.json (local paths removed) and which test
+    examples the student and the no-KD baseline got right; stored under ``OUT/runs``."""
     with open(os.path.join(run_dir, "results.json")) as handle:
         results = json.load(handle)
     with open(os.path.join(run_dir, "test_predictions.json")) as handle:
@@ -77,7 +92,7 @@ def run_seed(args, seed: int, scratch: str) -> dict | None:
         for who, key in (("student", "prediction"), ("baseline", "baseline_prediction"))
     }
     record = {"seed": seed, "results": without_local_paths(results, run_dir), "correct": correct}
-    write_json(record_path, record)
+    write_json(os.path.join(args.out, "runs", f"seed{seed}.json"), record)
     return record
 
 
@@ -130,7 +145,7 @@ def summarise(args, records: list[dict]) -> dict:
         "speedup": {
             "per_seed": speedups,
             "spread": [r["results"]["student"].get("speedup_spread") for r in records],
-            "median_of_seeds": sorted(speedups)[len(speedups) // 2],
+            "median_of_seeds": statistics.median(speedups),
         },
         "wall_time_seconds": {
             k: mean_std([r["results"]["wall_time_seconds"].get(k, 0.0) for r in records])
@@ -206,7 +221,21 @@ def main(argv=None) -> int:
         ROOT, "runs", "compression", os.path.basename(os.path.normpath(args.out))
     )
     os.makedirs(os.path.join(args.out, "runs"), exist_ok=True)
-    records = [r for r in (run_seed(args, seed, scratch) for seed in args.seeds) if r is not None]
+    included = {}
+    for item in args.include:
+        seed, _, run_dir = item.partition("=")
+        included[int(seed)] = run_dir
+    records = []
+    for seed, run_dir in included.items():
+        path = os.path.join(args.out, "runs", f"seed{seed}.json")
+        if os.path.exists(path):
+            with open(path) as handle:
+                records.append(json.load(handle))
+        else:
+            records.append(record_run(args, seed, run_dir))
+    records += [
+        r for r in (run_seed(args, s, scratch) for s in args.seeds if s not in included) if r is not None
+    ]
     if not records:
         raise SystemExit("no finished seed to summarise")
     summarise(args, records)

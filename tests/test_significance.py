@@ -91,3 +91,46 @@ def test_the_comparison_summary_pairs_seeds_and_pools_predictions():
     assert summary["methods"]["uniform"]["average"]["mean"] == pytest.approx(0.375)
     assert summary["test_sizes"] == {"a": 4, "b": 2}
     assert "| group-dro |" in compare.markdown(summary, args)
+
+
+def test_the_compression_summary_pairs_student_and_baseline_per_seed(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "compression", Path(__file__).resolve().parents[1] / "benchmarks" / "compression.py"
+    )
+    compression = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compression)
+
+    def record(seed, student, baseline, speedup):
+        correct = {"student": student, "baseline": baseline}
+        results = {
+            "domains": ["a", "b"],
+            "compression": 5.7,
+            "size_ratio": 6.0,
+            "wall_time_seconds": {"distillation": 10.0},
+        }
+        for who, rows in (*correct.items(), ("teacher", {"a": [1, 1, 1, 1], "b": [1, 0]})):
+            accuracy = {d: sum(c) / len(c) for d, c in rows.items()}
+            accuracy["average"] = (accuracy["a"] + accuracy["b"]) / 2
+            results[who] = {"accuracy": accuracy, "parameters": 100 if who == "teacher" else 20}
+        results["teacher"]["weights_bytes"], results["student"]["weights_bytes"] = 600, 100
+        results["student"]["speedup"] = speedup
+        results["student"]["speedup_spread"] = {"q1": speedup - 0.5, "q3": speedup + 0.5, "repeats": 11}
+        return {"seed": seed, "results": results, "correct": correct}
+
+    records = [
+        record(1, {"a": [1, 1, 0, 1], "b": [1, 0]}, {"a": [1, 0, 0, 1], "b": [1, 0]}, 9.0),
+        record(2, {"a": [1, 1, 1, 0], "b": [1, 1]}, {"a": [1, 1, 0, 0], "b": [0, 0]}, 10.0),
+    ]
+    args = compression.parse_args(["--teacher", "t", "--out", str(tmp_path), "--bootstrap", "100"])
+    summary = compression.summarise(args, records)
+    diff = summary["student_minus_baseline"]
+    # averages: student 0.625, 0.875; baseline 0.5, 0.25 → differences 12.5 and 62.5 points
+    assert diff["average"]["mean"] == pytest.approx(37.5)
+    assert (diff["mcnemar"]["only_a"], diff["mcnemar"]["only_b"]) == (4, 0)
+    assert summary["accuracy"]["teacher"]["average"][0] == pytest.approx(75.0)
+    assert summary["retention"][0] == pytest.approx((0.625 / 0.75 + 0.875 / 0.75) / 2)
+    assert summary["test_examples"] == {"a": 4, "b": 2} and summary["speedup"]["per_seed"] == [9.0, 10.0]
+    text = (tmp_path / "summary.md").read_text()
+    assert "| student (KD) | 75.0 ± 0.0 | 75.0 ± 35.4 | 75.0 ± 17.7 |" in text
+    assert "| student (no KD) | 50.0 ± 0.0 | 25.0 ± 35.4 | 37.5 ± 17.7 |" in text and "| 9.5× |" in text
+    assert "9.0× [8.5-9.5], 10.0× [9.5-10.5]" in text and "5.70× fewer parameters" in text
