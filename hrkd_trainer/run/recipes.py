@@ -50,7 +50,7 @@ RECIPES = {
         Recipe(
             "vader-mpnet",
             "real compression on VADER: MPNet-base teacher (109.5 M, offline) → 4-layer MiniLM student (5.7× "
-            "smaller), CPU, ~45 min",
+            "smaller), CPU, ~37 min",
             lambda r: load_vader(archive=r.data_path),
             VADER_SOURCE,
             default_teacher_init=offline_mpnet_path,
