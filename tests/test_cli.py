@@ -135,7 +135,7 @@ def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=600)  # fmt: skip
     assert sorted(p.name for p in (target / "hrkd_trainer" / "configs").glob("*.yaml")) == [
-        "amazon.yaml", "mnli.yaml", "vader.yaml",
+        "amazon.yaml", "mnli.yaml", "vader.yaml", "vader_mpnet.yaml",
     ]  # fmt: skip
     path = tmp_path / "data.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
