@@ -99,14 +99,7 @@ def inference_seconds(
     model.eval()
     device = next(model.parameters()).device
     prepared = list(padded_batches(dataset, pad_token_id, batch_size, device, limit=batches))
-    timings = []
-    for _ in range(repeats + 1):
-        begin = time.perf_counter()
-        for batch in prepared:
-            batch_logits(model, batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        timings.append(time.perf_counter() - begin)
+    timings = [_timed(model, prepared, device) for _ in range(repeats + 1)]
     return statistics.median(timings[1:])  # the first run warms up
 
 

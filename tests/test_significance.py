@@ -60,12 +60,18 @@ def test_paired_bootstrap():
     assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(math.sqrt(2)))
 
 
-def test_the_comparison_summary_pairs_seeds_and_pools_predictions():
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py`` imported as a module (the benchmarks are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location(
-        "compare", Path(__file__).resolve().parents[1] / "benchmarks" / "compare.py"
+        name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
     )
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_comparison_summary_pairs_seeds_and_pools_predictions():
+    compare = benchmark_module("compare")
 
     def run(method, seed, correct_a, correct_b):
         correct = {"a": correct_a, "b": correct_b}
@@ -94,11 +100,7 @@ def test_the_comparison_summary_pairs_seeds_and_pools_predictions():
 
 
 def test_the_compression_summary_pairs_student_and_baseline_per_seed(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "compression", Path(__file__).resolve().parents[1] / "benchmarks" / "compression.py"
-    )
-    compression = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compression)
+    compression = benchmark_module("compression")
 
     def record(seed, student, baseline, speedup):
         correct = {"student": student, "baseline": baseline}
