@@ -228,10 +228,22 @@ class ResearchLoop:
 
 # ---------------------------------------------------------------------------------------------- trainers
 def make_trainer(
-    kind: str, teacher_dir, student_dir, domains, labels, train, tokenizer, device, workdir, lr, b, max_length
+    kind: str,
+    teacher_dir,
+    student_dir,
+    domains,
+    labels,
+    train,
+    tokenizer,
+    device,
+    workdir,
+    lr,
+    b,
+    max_length,
+    bf16: bool = False,
 ):
     common = dict(
-        output_dir=os.path.join(workdir, kind), per_domain_train_batch_size=b, max_length=max_length,
+        output_dir=os.path.join(workdir, kind), per_domain_train_batch_size=b, max_length=max_length, bf16=bf16,
         report_to="none", use_cpu=device.type == "cpu", learning_rate=lr, lr_scheduler_type="constant",
         disable_tqdm=True, max_steps=10_000, seed=42, save_strategy="no",
     )  # fmt: skip
@@ -296,7 +308,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
         per_domain_head(data["train"], args.examples_per_domain), tokenizer, max_length
     )
     trainers = {
-        kind: make_trainer(kind, teacher_dir, student_dir, domains, labels, train, tokenizer, device, workdir, args.lr, b, max_length)
+        kind: make_trainer(kind, teacher_dir, student_dir, domains, labels, train, tokenizer, device, workdir, args.lr, b, max_length, args.bf16)
         for kind in VARIANTS
         if kind != REFERENCE
     }  # fmt: skip
@@ -335,7 +347,10 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
                     part = pad128([f for f in features if f["domain_ids"] == d])
                     domain_batches.append({k: v.to(device) for k, v in part.items()})
                 padded_tokens[kind].append(sum(x["input_ids"].numel() for x in domain_batches))
-                run = lambda domain_batches=domain_batches: research.step(domain_batches)  # noqa: E731
+
+                def run(domain_batches=domain_batches):
+                    with torch.autocast(device.type, torch.bfloat16, enabled=args.bf16):  # forward in bf16
+                        research.step(domain_batches)
             else:
                 trainer = trainers[kind]
                 inputs = {
@@ -418,7 +433,7 @@ def cache_run_child(
     )
     config = HRKDConfig(
         output_dir=os.path.join(workdir, f"epochs-{cached}"), per_domain_train_batch_size=b, max_length=max_length,
-        report_to="none", use_cpu=device.type == "cpu", learning_rate=args.lr, num_train_epochs=args.cache_epochs,
+        report_to="none", use_cpu=device.type == "cpu", learning_rate=args.lr, num_train_epochs=args.cache_epochs, bf16=args.bf16,
         disable_tqdm=True, seed=42, save_strategy="no", logging_steps=10_000, relational_mode="learned",
         teacher_cache=cached, teacher_cache_dir=os.path.join(workdir, f"epochs-cache-{time.time_ns()}"),
     )  # fmt: skip
@@ -450,7 +465,7 @@ def cache_run(args, workdir) -> dict:
         result = os.path.join(workdir, f"cache-run-{flag}.json")
         command = [sys.executable, os.path.abspath(__file__), "--sizes", args.sizes, "--lr", str(args.lr),
                    "--cache_epochs", str(args.cache_epochs), "--cache_examples_per_domain", str(args.cache_examples_per_domain),
-                   "--device", args.device, "--_cache_child", flag, "--_workdir", workdir, "--out", result]  # fmt: skip
+                   "--device", args.device, *(["--bf16"] if args.bf16 else []), "--_cache_child", flag, "--_workdir", workdir, "--out", result]  # fmt: skip
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         _, status, usage = os.wait4(child.pid, 0)
         if status != 0:
@@ -525,6 +540,11 @@ def main() -> int:
     parser.add_argument("--cache_examples_per_domain", type=int, default=96)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="bf16 mixed precision (forward passes; losses and ratios stay fp32)",
+    )
     parser.add_argument("--out", default=None, help="JSON path (a .md table is written next to it)")
     parser.add_argument("--_cache_child", choices=["with", "without"], help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
@@ -548,6 +568,7 @@ def main() -> int:
     save_random_encoder(student_dir, sizes["student"], len(tokenizer), 2, tokenizer)
     report = {
         "sizes": args.sizes,
+        "bf16": args.bf16,
         "shapes": sizes,
         "machine": machine_description(device),
         "command": " ".join([os.path.basename(sys.executable), *sys.argv]),

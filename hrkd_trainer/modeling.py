@@ -34,6 +34,7 @@ from .assets import resolve_model_source
 from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
 from .heads import check_domain_names, drop_encoder, fresh_head_like, take_encoder
 from .loading import load_quietly
+from .sharded import split_student_state
 
 
 @dataclass
@@ -297,9 +298,10 @@ class MultiDomainModel(nn.Module):
         setattr(model, model.base_model_prefix, encoder)
         return model
 
-    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization: bool = True) -> None:
-        """Write the export layout described in the module docstring (student only)."""
+    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization=True, state_dict=None):
+        """The export layout of the module docstring (student only); ``state_dict``: gathered shards."""
         os.makedirs(output_dir, exist_ok=True)
+        encoder_state, head_states = split_student_state(self, state_dict) if state_dict else (None, {})
         implementation = self.encoder.config._attn_implementation
         restore_attention(self.encoder)
         try:
@@ -307,7 +309,9 @@ class MultiDomainModel(nn.Module):
             self.encoder.config.hrkd_shared_head = self.shared_head
             self.encoder.config.id2label = dict(self.id2label)
             self.encoder.config.label2id = {v: k for k, v in self.id2label.items()}
-            self.encoder.save_pretrained(output_dir, safe_serialization=safe_serialization)
+            self.encoder.save_pretrained(
+                output_dir, safe_serialization=safe_serialization, state_dict=encoder_state
+            )
             if tokenizer is not None:
                 tokenizer.save_pretrained(output_dir)
             for domain in self.domains:
@@ -318,9 +322,8 @@ class MultiDomainModel(nn.Module):
                 slot = getattr(head, prefix)
                 setattr(head, prefix, self.encoder)
                 try:
-                    head.save_pretrained(
-                        os.path.join(output_dir, domain), safe_serialization=safe_serialization
-                    )
+                    head.save_pretrained(os.path.join(output_dir, domain), safe_serialization=safe_serialization,
+                                         state_dict=head_states.get(domain))  # fmt: skip
                 finally:
                     setattr(head, prefix, slot)
                 if tokenizer is not None:

@@ -23,8 +23,9 @@ from .config import MultiDomainArguments
 from .metrics import accuracy_metrics, average_over_domains
 from .modeling import MultiDomainModel
 from .sampling import DomainBatchSampler, MixedBatchSampler
+from .sharded import is_sharded, load_full_state, module_path, part_state, with_prefix
 from .training_logs import TrainingLogs
-from .training_state import load_training_modules, save_training_modules
+from .training_state import load_training_modules, read_training_modules, save_training_modules
 from .vocabulary import DomainSampling
 
 logger = logging.getLogger(__name__)
@@ -234,14 +235,31 @@ class MultiDomainTrainer(Trainer):
             self._saving_checkpoint = False
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Write the export (and, in checkpoints, the training modules). Under FSDP2 and ZeRO-3,
+        ``Trainer.save_model`` passes the full state it gathered from the shards: that is written, as
+        the local parameters are shards (:mod:`hrkd_trainer.sharded`)."""
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save:
             return
+        if state_dict is not None and not state_dict:  # ZeRO-3 without 16-bit gathering: Trainer passes {}
+            logger.warning(
+                "no export written to %s: ZeRO-3 did not gather the weights. Set zero3_save_16bit_model: true "
+                "(stage3_gather_16bit_weights_on_model_save) or recover them with DeepSpeed's zero_to_fp32.py",
+                output_dir,
+            )
+            return
         os.makedirs(output_dir, exist_ok=True)
-        self.student.save_pretrained(output_dir, tokenizer=self.processing_class)
+        root, states = self.accelerator.unwrap_model(self.model), None
+        if state_dict is not None:
+            states = {
+                name: part_state(state_dict, module_path(root, m))
+                for name, m in self.training_modules().items()
+            }
+            state_dict = part_state(state_dict, module_path(root, self.student))
+        self.student.save_pretrained(output_dir, tokenizer=self.processing_class, state_dict=state_dict)
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         if self._saving_checkpoint:
-            save_training_modules(self.training_modules(), output_dir)
+            save_training_modules(self.training_modules(), output_dir, states)
 
     # ------------------------------------------------------------------ Hub
     def push_to_hub(
@@ -275,11 +293,23 @@ class MultiDomainTrainer(Trainer):
         return {}
 
     def _load_training_state(self, checkpoint: str) -> None:
-        self.student.load_weights_from(checkpoint)
-        load_training_modules(self.training_modules(), checkpoint)
+        root = self.accelerator.unwrap_model(self.model)
+        if not is_sharded(root):
+            self.student.load_weights_from(checkpoint)
+            load_training_modules(self.training_modules(), checkpoint)
+            return
+        # FSDP2: the full state from the export and the module file, re-sharded by torch on every process
+        exported = MultiDomainModel.from_pretrained(checkpoint).state_dict()
+        full = with_prefix(exported, module_path(root, self.student))
+        modules = self.training_modules()
+        for name, state in read_training_modules(modules, checkpoint).items():
+            full.update(with_prefix(state, module_path(root, modules[name])))
+        load_full_state(root, full)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         self._load_training_state(resume_from_checkpoint)
 
     def _load_best_model(self) -> None:
+        if self.is_deepspeed_enabled:  # the engine's own checkpoint holds every module (Trainer's route)
+            return super()._load_best_model()
         self._load_training_state(self.state.best_model_checkpoint)
