@@ -309,7 +309,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
     )
     trainers = {
         kind: make_trainer(kind, teacher_dir, student_dir, domains, labels, train, tokenizer, device, workdir, args.lr, b, max_length, args.bf16)
-        for kind in VARIANTS
+        for kind in args.variants
         if kind != REFERENCE
     }  # fmt: skip
     research = ResearchLoop(
@@ -323,20 +323,27 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
         batches.append(batch)
         if len(batches) == args.steps + args.warmup + 1:
             break
+    if len(batches) < args.steps + args.warmup + 1:
+        raise SystemExit(
+            f"--examples_per_domain {args.examples_per_domain} gives {len(batches)} batches of {b} per domain; "
+            f"--steps {args.steps} + --warmup {args.warmup} + 1 (memory) need {args.steps + args.warmup + 1}: "
+            f"raise it to at least {b * (args.steps + args.warmup + 1)}"
+        )
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     memory = Memory(device)
-    times = {k: [] for k in VARIANTS}
-    peaks = {k: [] for k in VARIANTS}
-    relational_seconds = {k: [] for k in VARIANTS}
-    teacher_seconds = {k: [] for k in VARIANTS}
-    padded_tokens = {k: [] for k in VARIANTS}
+    variants = tuple(args.variants)
+    times = {k: [] for k in variants}
+    peaks = {k: [] for k in variants}
+    relational_seconds = {k: [] for k in variants}
+    teacher_seconds = {k: [] for k in variants}
+    padded_tokens = {k: [] for k in variants}
     for number, batch in enumerate(batches):
         rows = [
             {k: v[i].tolist() for k, v in batch.items() if k != "example_index"}
             for i in range(len(batch["input_ids"]))
         ]
         for kind in (
-            VARIANTS[number % len(VARIANTS) :] + VARIANTS[: number % len(VARIANTS)]
+            variants[number % len(variants) :] + variants[: number % len(variants)]
         ):  # rotate the order
             relational_seconds[kind].append(0.0)
             teacher_seconds[kind].append(0.0)
@@ -387,13 +394,13 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
                 times[kind].append(elapsed)
         print(
             f"round {number + 1}/{len(batches)}: "
-            + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in VARIANTS if times[k]),
+            + ", ".join(f"{k} {times[k][-1]:.3f}s" for k in variants if times[k]),
             flush=True,
         )
     rows_per_step = b * len(domains)
     skip = args.warmup
     result = {}
-    for kind in VARIANTS:
+    for kind in variants:
         median = statistics.mean(times[kind])  # every variant ran the same batches: their mean is comparable
         result[kind] = {
             "mean_step_seconds": median,
@@ -405,7 +412,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
             "mean_padded_tokens_per_step": statistics.mean(padded_tokens[kind]),
         }
     reference = result[REFERENCE]
-    for kind in VARIANTS:
+    for kind in variants:
         result[kind]["throughput_vs_reference"] = (
             reference["mean_step_seconds"] / result[kind]["mean_step_seconds"]
         )
@@ -413,7 +420,7 @@ def step_benchmark(args, sizes, data, tokenizer, teacher_dir, student_dir, devic
             result[kind]["memory_vs_reference"] = (result[kind]["peak_memory_bytes"] or 0) / reference[
                 "peak_memory_bytes"
             ]
-    for kind in ("hrkd-learned", "hrkd-frozen", *ADAPTIVE, *ADAPTIVE_SETTINGS):
+    for kind in [k for k in ("hrkd-learned", "hrkd-frozen", *ADAPTIVE, *ADAPTIVE_SETTINGS) if k in variants]:
         result[kind]["step_time_vs_uniform_kd"] = (
             result[kind]["mean_step_seconds"] / result["uniform-kd"]["mean_step_seconds"]
         )
@@ -507,8 +514,10 @@ def markdown(report: dict) -> str:
         )
     lines += ["", f"HRKD (learned) step time / uniform KD: **{steps['hrkd-learned']['step_time_vs_uniform_kd']:.3f}** "
               f"(frozen: {steps['hrkd-frozen']['step_time_vs_uniform_kd']:.3f})."]  # fmt: skip
-    lines += ["", "Other weightings, step time / uniform KD: " + ", ".join(
-        f"{kind} **{steps[kind]['step_time_vs_uniform_kd']:.3f}**" for kind in (*ADAPTIVE, *ADAPTIVE_SETTINGS) if kind in steps) + "."]  # fmt: skip
+    others = [kind for kind in (*ADAPTIVE, *ADAPTIVE_SETTINGS) if kind in steps]
+    if others:
+        lines += ["", "Other weightings, step time / uniform KD: " + ", ".join(
+            f"{kind} **{steps[kind]['step_time_vs_uniform_kd']:.3f}**" for kind in others) + "."]  # fmt: skip
     cache = report.get("cache_run")
     if cache:
         a, b = cache["without cache"], cache["with cache"]
@@ -539,6 +548,10 @@ def main() -> int:
     )
     parser.add_argument("--cache_examples_per_domain", type=int, default=96)
     parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS),
+        help="variants to time (the research loop, uniform-kd and the three hrkd variants are always included)",
+    )  # fmt: skip
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--bf16",
@@ -549,6 +562,14 @@ def main() -> int:
     parser.add_argument("--_cache_child", choices=["with", "without"], help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    required = (
+        REFERENCE,
+        "uniform-kd",
+        "hrkd-frozen",
+        "hrkd-learned",
+        "hrkd-learned+cache",
+    )  # the ratios' terms
+    args.variants = [v for v in VARIANTS if v in args.variants or v in required]
     device = torch.device(args.device)
     sizes = SIZES[args.sizes]
     torch.manual_seed(0)
