@@ -22,6 +22,7 @@ from transformers.utils import ModelOutput
 
 from .modeling import MultiDomainModel
 from .relational import RelationalBalancer, global_domain_prototypes
+from .sharded import module_path, part_state
 from .vocabulary import HiddenProjection
 from .weighting import LossWeighting, RelationalWeighting, UniformWeighting
 
@@ -215,8 +216,9 @@ class DistillationModel(nn.Module):
         return out.ratios.to(device), out.similarity
 
     # ------------------------------------------------------------------ training state
-    def save_training_state(self, directory: str) -> None:
-        """Write the training-only modules (projections, relational balancer) and how to rebuild them.
+    def save_training_state(self, directory: str, full_state: dict | None = None) -> None:
+        """Write the training-only modules (projections, relational balancer) and how to rebuild them;
+        ``full_state``: this model's state gathered from shards (:func:`hrkd_trainer.sharded.full_state`).
 
         This is not part of the exported student: it is what :mod:`hrkd_trainer.case_study` reads.
         """
@@ -235,9 +237,17 @@ class DistillationModel(nn.Module):
         }
         with open(os.path.join(directory, TRAINING_STATE_CONFIG), "w") as handle:
             json.dump(config, handle, indent=2)
-        state = {f"projections.{k}": v for k, v in projections.state_dict().items()}
-        if self.relational is not None:
-            state.update({f"relational.{k}": v for k, v in self.relational.state_dict().items()})
+        parts = {"projections": projections, "relational": self.relational}
+        state = {
+            f"{name}.{k}": v
+            for name, module in parts.items()
+            if module is not None
+            for k, v in (
+                module.state_dict()
+                if full_state is None
+                else part_state(full_state, module_path(self, module))
+            ).items()
+        }
         state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
         safetensors.torch.save_file(state, os.path.join(directory, TRAINING_STATE_WEIGHTS))
 

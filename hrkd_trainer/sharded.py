@@ -61,6 +61,11 @@ def full_state(root: nn.Module) -> dict[str, torch.Tensor]:
     (a collective: every process must call it; the full dict is built on every process)."""
     if not is_sharded(root):
         return {k: v.detach().cpu() for k, v in root.state_dict().items()}
+    if any(hasattr(p, "ds_id") for p in root.parameters()):  # ZeRO-3: DeepSpeed's own gathering
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(root.parameters()), modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in root.state_dict().items()}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     return get_model_state_dict(root, options=StateDictOptions(full_state_dict=True, cpu_offload=True))

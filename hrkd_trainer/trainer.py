@@ -24,6 +24,7 @@ from .model_card import BASE_TAGS
 from .modeling import MultiDomainModel
 from .multi_domain_trainer import MultiDomainTrainer, StepSeeds, default_collator
 from .relational import RelationalBalancer
+from .sharded import full_state, is_sharded
 from .teacher import CachedTeacher, LiveTeacher, build_teacher_cache, teacher_cache_spec
 from .teacher_cache import CacheSpec, TeacherOutputCache
 from .training_logs import ratio_history, window_mean, write_ratio_report
@@ -191,9 +192,12 @@ class HRKDTrainer(MultiDomainTrainer):
         return modules
 
     def save_training_state(self, directory: str) -> None:
-        """Write projections and relational module (never part of the export) for case studies."""
+        """Write projections and relational module (never part of the export) for case studies. Under
+        FSDP2 / ZeRO-3 the modules are gathered first: every process must call this."""
+        root = self.accelerator.unwrap_model(self.model)
+        gathered = full_state(root) if is_sharded(root) else None
         if self.args.should_save:
-            self.accelerator.unwrap_model(self.model).save_training_state(directory)
+            root.save_training_state(directory, gathered)
 
     # ------------------------------------------------------------------ loss
     def training_loss(self, model, inputs):

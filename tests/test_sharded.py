@@ -70,6 +70,22 @@ def test_fsdp2_trains_like_one_process_with_an_unsharded_eval_teacher(runs):
         assert (final_one[name] - final_two[name]).abs().max() <= 2e-4, name
 
 
+def test_the_training_state_for_case_studies_is_gathered_from_the_shards(runs):
+    from hrkd_trainer.distill_model import TRAINING_STATE_WEIGHTS, DistillationModel
+
+    tmp, _, _ = runs
+    gathered = torch.load(tmp / "two" / "final.pt")
+    written = safetensors.torch.load_file(tmp / "two" / "training_state" / TRAINING_STATE_WEIGHTS)
+    assert any(k.startswith("relational.") for k in written)
+    for key, value in written.items():
+        name, rest = key.split(".", 1)
+        path = {"relational": "weighting.balancer", "projections": "projections"}[name]
+        assert torch.equal(value, gathered[f"{path}.{rest}"]), key
+    student = MultiDomainModel.from_pretrained(tmp / "two" / "export")
+    rebuilt = DistillationModel.from_training_state(student, tmp / "two" / "training_state")
+    assert rebuilt.relational is not None
+
+
 def test_a_checkpoint_restores_the_shards_exactly(runs):
     _, one, two = runs
     for report in (one, two):
