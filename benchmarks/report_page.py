@@ -205,6 +205,14 @@ def verdict(test: dict | None, direction: int = 1) -> str:
     return "not resolved (the interval includes 0)"
 
 
+def with_mcnemar(text: str, mcnemar: dict | None, direction: int = 1) -> str:
+    """Add the example-level view when the seed-level interval cannot decide: the pooled McNemar test."""
+    if not mcnemar or not text.startswith("not resolved") or mcnemar["p"] >= 0.05:
+        return text
+    favours = (mcnemar["only_a"] - mcnemar["only_b"]) * direction > 0
+    return f"{text}; at the example level McNemar p = {mcnemar['p']:.3f} {'favours' if favours else 'goes against'} the claim"
+
+
 def claims(summary: dict) -> list[dict]:
     tables = summary["sections"].get("tables", {})
     out = []
@@ -239,7 +247,7 @@ def resolve_claims(summary: dict, table: dict, bootstrap: int) -> None:
                 **claim,
                 "difference": test["average"],
                 "mcnemar": test["mcnemar"],
-                "verdict": verdict(test["average"]),
+                "verdict": with_mcnemar(verdict(test["average"]), test["mcnemar"]),
             }
         )
     ablations = summary["sections"].get("ablations", {})
@@ -249,7 +257,8 @@ def resolve_claims(summary: dict, table: dict, bootstrap: int) -> None:
             resolved.append({
                 "claim": f"removing {switch.replace('_', ' ')} hurts ({label}, against the row above)",
                 "paper": "every step lowers the average (Table 4: −0.2, −0.4, −0.4, −1.6)",
-                "difference": test["average"], "mcnemar": test["mcnemar"], "verdict": verdict(test["average"], -1),
+                "difference": test["average"], "mcnemar": test["mcnemar"],
+                "verdict": with_mcnemar(verdict(test["average"], -1), test["mcnemar"], -1),
             })  # fmt: skip
     few = summary["sections"].get("few_shot")
     if few and len(few["rates"]) > 1:
@@ -269,7 +278,7 @@ def resolve_claims(summary: dict, table: dict, bootstrap: int) -> None:
                 resolved.append({
                     "claim": f"{ROWS[key].label} beats BERT-single → TinyBERT-KD at the smallest rate ({float(rates[0]):.0%})",
                     "paper": "yes, both (Figure 2)", "difference": test["average"], "mcnemar": test["mcnemar"],
-                    "verdict": verdict(test["average"]),
+                    "verdict": with_mcnemar(verdict(test["average"]), test["mcnemar"]),
                 })  # fmt: skip
     summary["claims"] = resolved
 
@@ -562,7 +571,8 @@ def plots(summary: dict, folder: str, page_dir: str) -> dict:
         if row.get("mean_ratios")
     }
     if moving:
-        fig, axes = plt.subplots(1, len(moving), figsize=(3.6 * len(moving), 3.4), squeeze=False)
+        fig, axes = plt.subplots(1, len(moving), figsize=(4.4 * len(moving), 3.6), squeeze=False)
+        fig.subplots_adjust(wspace=0.45, left=0.07, right=0.86, bottom=0.2)
         for ax, (key, row) in zip(axes[0], moving.items()):
             matrix = row["mean_ratios"]
             image = ax.imshow(matrix, cmap="coolwarm", vmin=0.1, vmax=0.4)

@@ -188,3 +188,12 @@ def test_the_committed_readme_block_comes_from_the_committed_runs():
     page.resolve_claims(summary, table, 0)
     readme = (ROOT / "README.md").read_text()
     assert page.readme_table(summary) in readme
+
+
+def test_the_example_level_view_is_added_only_when_the_seeds_cannot_decide():
+    unresolved = "not resolved (the interval includes 0)"
+    strong = {"only_a": 30, "only_b": 5, "p": 0.001}
+    assert page.with_mcnemar(unresolved, strong).endswith("McNemar p = 0.001 favours the claim")
+    assert page.with_mcnemar(unresolved, strong, -1).endswith("goes against the claim")  # a 'hurts' claim
+    assert page.with_mcnemar(unresolved, {**strong, "p": 0.2}) == unresolved
+    assert page.with_mcnemar("supported", strong) == "supported"
