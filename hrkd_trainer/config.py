@@ -307,6 +307,12 @@ class HRKDConfig(MultiDomainArguments):
         help="Standard deviation of each ratio's noise in uniform-noise (about the paper module's spread).",
     )
 
+    shard_teacher: bool = option(
+        False,
+        help="Under FSDP2, shard the frozen teacher too (per transformer block, for inference) instead of a "
+        "full copy per device: for teachers that do not fit one device. Ignored otherwise.",
+    )
+
     # ---- the teacher-output cache
     teacher_cache: bool = option(
         False,

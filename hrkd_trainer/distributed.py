@@ -65,16 +65,22 @@ def teacher_deepspeed_config(student_config: dict, hidden_size: int | None = Non
     return config
 
 
-def prepare_teacher(accelerator, teacher: torch.nn.Module) -> torch.nn.Module:
+def prepare_teacher(accelerator, teacher: torch.nn.Module, shard: bool = False) -> torch.nn.Module:
     """Put the frozen teacher on the accelerator for inference, never inside a training wrapper.
 
     * DeepSpeed: its own engine (:func:`teacher_deepspeed_config`), in eval mode;
     * DDP, FSDP, single device: ``accelerator.prepare_model(evaluation_mode=True)`` (device placement and
       the mixed-precision forward, no DDP/FSDP wrapper). Device placement is forced: Accelerate leaves
-      it off under FSDP, which would leave the teacher on the CPU (trl#2580).
+      it off under FSDP, which would leave the teacher on the CPU (trl#2580);
+    * FSDP2 with ``shard``: sharded per transformer block for inference
+      (:func:`hrkd_trainer.sharded.shard_for_inference`), for a teacher larger than one device.
     """
     teacher.eval()
     teacher.requires_grad_(False)
+    if shard and getattr(accelerator, "is_fsdp2", False):
+        from .sharded import shard_for_inference
+
+        return shard_for_inference(teacher.to(accelerator.device))
     if getattr(accelerator.state, "deepspeed_plugin", None) is not None:
         import deepspeed
 

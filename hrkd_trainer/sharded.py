@@ -109,3 +109,19 @@ def split_student_state(model: nn.Module, state_dict: Mapping[str, torch.Tensor]
             **part_state(state_dict, f"heads.{domain}"),
         }
     return encoder, heads
+
+
+def shard_for_inference(model: nn.Module) -> nn.Module:
+    """Shard a frozen model with FSDP2 for inference: ``fully_shard`` on every transformer block of its
+    encoder, then on the model (each block's parameters are gathered for its forward and freed after)."""
+    from torch.distributed.fsdp import fully_shard
+
+    from .capture import find_layer_list
+
+    model.eval()
+    model.requires_grad_(False)
+    encoder = getattr(model, "encoder", model)
+    for block in find_layer_list(encoder):
+        fully_shard(block)
+    fully_shard(model)
+    return model

@@ -119,7 +119,7 @@ class HRKDTrainer(MultiDomainTrainer):
             args.uses(x) for x in (DistillLoss.EMBEDDING, DistillLoss.ATTENTION, DistillLoss.HIDDEN)
         ):
             check_token_alignment(self.train_dataset)
-        self.teacher_model = prepare_teacher(self.accelerator, teacher_model)
+        self.teacher_model = prepare_teacher(self.accelerator, teacher_model, shard=args.shard_teacher)
         self._teacher_tokenizer = teacher_processing_class
         self._teacher = teacher_model  # unwrapped, for capture set-up and the cache key
         capture = self.layer_map.teacher_layers if capture_attention else ()

@@ -29,7 +29,7 @@ from transformers import AutoTokenizer
 
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel
 from hrkd_trainer.modeling import load_multi_domain
-from hrkd_trainer.sharded import full_state, is_sharded
+from hrkd_trainer.sharded import full_state, is_sharded, shard_for_inference
 
 
 def shard(model, student) -> None:
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--per_domain_batch", type=int, required=True)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--shard", action="store_true")
+    parser.add_argument("--shard_teacher", action="store_true", help="also shard the frozen teacher (FSDP2)")
     args = parser.parse_args()
 
     teacher = load_multi_domain(args.teacher)
@@ -66,6 +67,8 @@ def main() -> None:
     model = trainer.model  # the DistillationModel: student, projections, relational module
     if args.shard:
         shard(model, student)
+    if args.shard_teacher:  # what prepare_teacher does under FSDP2 with --shard_teacher
+        shard_for_inference(trainer.teacher_model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
     batches = iter(trainer.get_train_dataloader())  # each process gets its slice of every domain
     model.train()

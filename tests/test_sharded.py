@@ -86,6 +86,27 @@ def test_the_training_state_for_case_studies_is_gathered_from_the_shards(runs):
     assert rebuilt.relational is not None
 
 
+def test_a_teacher_sharded_for_inference_gives_the_same_training(runs, teacher_dir, bert_student_dir):
+    """--shard_teacher: the frozen teacher sharded per block too (a teacher larger than one device)."""
+    tmp, one, _ = runs
+    common_args = ["--teacher", teacher_dir, "--student", bert_student_dir, "--train", str(tmp / "train")]
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+    ]
+    out = tmp / "two_teacher"
+    both = _run([*launch, WORKER, *common_args, "--steps", "3", "--out", str(out), "--per_domain_batch", "2",
+                 "--shard", "--shard_teacher"], str(out))  # fmt: skip
+    assert both["sharded"] and both["teacher_sharded"]
+    assert not both["teacher_training"] and not both["teacher_requires_grad"]
+    assert both["losses"] == pytest.approx(one["losses"], rel=1e-5)
+
+
 def test_a_checkpoint_restores_the_shards_exactly(runs):
     _, one, two = runs
     for report in (one, two):
