@@ -40,6 +40,16 @@ class RecordingTrainer(HRKDTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def teacher_and_student(teacher_dir: str, student_dir: str):
+    """The fine-tuned teacher and a fresh student without dropout (runs are compared across processes)."""
+    teacher = load_multi_domain(teacher_dir)
+    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    student = MultiDomainModel.from_encoder(
+        student_dir, teacher.domains, teacher.label_names, seed=0, **no_dropout
+    )
+    return teacher, student
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     for name in ("teacher", "student", "train", "dev", "out"):
@@ -51,11 +61,7 @@ def main() -> None:
     parser.add_argument("--weighting_step_size", type=float, default=0.01)
     args = parser.parse_args()
 
-    teacher = load_multi_domain(args.teacher)
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    student = MultiDomainModel.from_encoder(
-        args.student, teacher.domains, teacher.label_names, seed=0, **no_dropout
-    )
+    teacher, student = teacher_and_student(args.teacher, args.student)
     config = HRKDConfig(
         output_dir=os.path.join(args.out, "run"),
         per_domain_train_batch_size=args.per_domain_batch,

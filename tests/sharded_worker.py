@@ -27,9 +27,9 @@ import torch
 from datasets import load_from_disk
 from transformers import AutoTokenizer
 
-from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel
-from hrkd_trainer.modeling import load_multi_domain
+from hrkd_trainer import HRKDConfig, HRKDTrainer
 from hrkd_trainer.sharded import full_state, is_sharded, shard_for_inference
+from tests.ddp_worker import teacher_and_student
 
 
 def shard(model, student) -> None:
@@ -50,11 +50,7 @@ def main() -> None:
     parser.add_argument("--shard_teacher", action="store_true", help="also shard the frozen teacher (FSDP2)")
     args = parser.parse_args()
 
-    teacher = load_multi_domain(args.teacher)
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    student = MultiDomainModel.from_encoder(
-        args.student, teacher.domains, teacher.label_names, seed=0, **no_dropout
-    )
+    teacher, student = teacher_and_student(args.teacher, args.student)
     config = HRKDConfig(
         output_dir=os.path.join(args.out, "run"), per_domain_train_batch_size=args.per_domain_batch,
         max_steps=args.steps, learning_rate=5e-3, relational_mode="learned", relational_graph_residual=True,

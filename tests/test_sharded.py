@@ -33,6 +33,19 @@ def _run(command: list[str], out: str) -> dict:
         return json.load(handle)
 
 
+def torchrun(port: int) -> list[str]:
+    """Two local processes over gloo (torch's own launcher: Accelerate runs FSDP only on GPUs)."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+    ]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, teacher_dir, bert_student_dir, tokenized):
     tmp = tmp_path_factory.mktemp("fsdp2")
@@ -42,15 +55,7 @@ def runs(tmp_path_factory, teacher_dir, bert_student_dir, tokenized):
     common_args += ["--steps", "3"]
     one = _run([sys.executable, WORKER, *common_args, "--out", str(tmp / "one"), "--per_domain_batch", "4"],
                str(tmp / "one"))  # fmt: skip
-    launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29531",
-    ]
+    launch = torchrun(29531)
     two = _run([*launch, WORKER, *common_args, "--out", str(tmp / "two"), "--per_domain_batch", "2", "--shard"],
                str(tmp / "two"))  # fmt: skip
     return tmp, one, two
@@ -90,15 +95,7 @@ def test_a_teacher_sharded_for_inference_gives_the_same_training(runs, teacher_d
     """--shard_teacher: the frozen teacher sharded per block too (a teacher larger than one device)."""
     tmp, one, _ = runs
     common_args = ["--teacher", teacher_dir, "--student", bert_student_dir, "--train", str(tmp / "train")]
-    launch = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-    ]
+    launch = torchrun(29533)
     out = tmp / "two_teacher"
     both = _run([*launch, WORKER, *common_args, "--steps", "3", "--out", str(out), "--per_domain_batch", "2",
                  "--shard", "--shard_teacher"], str(out))  # fmt: skip
