@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # report.py imports its helpers as top-level modules
 report = benchmark_module("report")
 runs = benchmark_module("report_runs")
+stats = benchmark_module("report_summary")
 page = benchmark_module("report_page")
 
 DOMAINS = ["a", "b"]
@@ -131,10 +132,10 @@ def test_a_finished_cell_is_read_not_retrained(tmp_path):
 
 
 def test_summary_pairs_seeds_and_gives_verdicts(finished):
-    loaded = page.load_cells(finished.out)
-    summary = page.summarise(finished, loaded)
+    loaded = stats.load_cells(finished.out)
+    summary = stats.summarise(finished, loaded)
     table = loaded["cells"][(round(finished.preset.train_fraction, 6), finished.preset.learning_rate)]
-    page.resolve_claims(summary, table, 0)
+    stats.resolve_claims(summary, table, 0)
     rows = summary["sections"]["tables"]
     assert list(rows)[:3] == ["single-tinybert", "meta-metadistill", "hrkd-tinybert"]  # the paper's row order
     tiny = rows["hrkd-tinybert"]
@@ -182,10 +183,10 @@ def test_the_committed_readme_block_comes_from_the_committed_runs():
         pytest.skip("no committed report")
     args = report.parse_args(["--summarise", "--out", str(out)])
     args.bootstrap = 0
-    loaded = page.load_cells(args.out)
-    summary = page.summarise(args, loaded)
+    loaded = stats.load_cells(args.out)
+    summary = stats.summarise(args, loaded)
     table = loaded["cells"][(round(args.preset.train_fraction, 6), args.preset.learning_rate)]
-    page.resolve_claims(summary, table, 0)
+    stats.resolve_claims(summary, table, 0)
     readme = (ROOT / "README.md").read_text()
     assert page.readme_table(summary) in readme
 
@@ -193,7 +194,7 @@ def test_the_committed_readme_block_comes_from_the_committed_runs():
 def test_the_example_level_view_is_added_only_when_the_seeds_cannot_decide():
     unresolved = "not resolved (the interval includes 0)"
     strong = {"only_a": 30, "only_b": 5, "p": 0.001}
-    assert page.with_mcnemar(unresolved, strong).endswith("McNemar p = 0.001 favours the claim")
-    assert page.with_mcnemar(unresolved, strong, -1).endswith("goes against the claim")  # a 'hurts' claim
-    assert page.with_mcnemar(unresolved, {**strong, "p": 0.2}) == unresolved
-    assert page.with_mcnemar("supported", strong) == "supported"
+    assert stats.with_mcnemar(unresolved, strong).endswith("McNemar p = 0.001 favours the claim")
+    assert stats.with_mcnemar(unresolved, strong, -1).endswith("goes against the claim")  # a 'hurts' claim
+    assert stats.with_mcnemar(unresolved, {**strong, "p": 0.2}) == unresolved
+    assert stats.with_mcnemar("supported", strong) == "supported"
