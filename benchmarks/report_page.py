@@ -7,6 +7,7 @@ It writes what ``report_summary`` computed from the finished runs under ``OUT/ru
 from __future__ import annotations
 
 import os
+import time
 
 from report_runs import FEW_SHOT_BASE, FEW_SHOT_ROWS, ROWS
 from report_summary import load_cells, resolve_claims, summarise
@@ -57,6 +58,18 @@ def accuracy_table(
     return lines
 
 
+def invocation_lines(invocations: list[dict]) -> list[str]:
+    """The invocations that produced the runs (``OUT/invocations.json``): when, how long, and any note
+    on what else shared the machine, so the wall time is read with its caveats."""
+    if not invocations:
+        return []
+    lines = ["| invocation | started (UTC) | wall time | note |", "|---|---|---|---|"]
+    for i in invocations:
+        started = time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["started"]))
+        lines.append(f"| `{i['command']}` | {started} | {i['seconds'] / 60:.0f} min | {i.get('note', '')} |")
+    return [*lines, ""]
+
+
 def markdown(args, summary: dict, plots: dict) -> str:
     preset = args.preset
     domains = summary.get("domains", [])
@@ -102,7 +115,10 @@ def markdown(args, summary: dict, plots: dict) -> str:
         "by both (the multi-domain sampler cycles small domains to the largest domain's length).",
         "- Each cell: mean ± std over seeds of test accuracy (%). Δ: the mean paired difference (points) with its 95 % "
         "t interval over seeds; McNemar: the exact test over the pooled per-example test predictions of those seeds.",
-        f"- Compute: {summary['compute_seconds'] / 3600:.2f} h of training and evaluation summed over runs.",
+        f"- Compute: {summary['compute_seconds'] / 3600:.2f} h of training and evaluation summed over runs "
+        "(teachers' and students' own timers; several runs share the cores at once).",
+        "",
+        *invocation_lines(invocations),
         "",
     ]
     teachers = summary.get("teachers")

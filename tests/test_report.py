@@ -198,3 +198,20 @@ def test_the_example_level_view_is_added_only_when_the_seeds_cannot_decide():
     assert stats.with_mcnemar(unresolved, strong, -1).endswith("goes against the claim")  # a 'hurts' claim
     assert stats.with_mcnemar(unresolved, {**strong, "p": 0.2}) == unresolved
     assert stats.with_mcnemar("supported", strong) == "supported"
+
+
+def test_the_page_lists_each_invocation_with_its_wall_time_and_note():
+    lines = page.invocation_lines(
+        [
+            {"command": "python benchmarks/report.py --preset cpu", "started": 0, "seconds": 5400},
+            {
+                "command": "python benchmarks/report.py --preset cpu",
+                "started": 86400,
+                "seconds": 600,
+                "note": "paused",
+            },
+        ]
+    )
+    assert lines[2] == "| `python benchmarks/report.py --preset cpu` | 1970-01-01 00:00 | 90 min |  |"
+    assert lines[3] == "| `python benchmarks/report.py --preset cpu` | 1970-01-02 00:00 | 10 min | paused |"
+    assert page.invocation_lines([]) == []
