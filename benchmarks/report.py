@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -56,8 +57,10 @@ def parse_args(argv=None):
     )
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's results table")
     parser.add_argument("--summarise", action="store_true", help="only rebuild the page from finished runs")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes (seeds run side by side)")
-    parser.add_argument("--task", nargs=2, metavar=("SECTION", "VALUE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="worker processes (seeds, and few-shot rates, run side by side)"
+    )
+    parser.add_argument("--task", nargs="+", metavar="SECTION VALUE", help=argparse.SUPPRESS)
     parser.add_argument("--bootstrap", type=int, default=2000, help="paired bootstrap resamples")
     args = parser.parse_args(argv)
     args.preset = apply_overrides(PRESETS[args.preset], args.set)
@@ -162,12 +165,15 @@ class Report:
         for key in wanted(self.args, FEW_SHOT_ROWS):
             self.cell(preset.few_shot_pool * rate, self.args.seeds[0], key, learning_rate)
 
-    def few_shot(self, seed: int) -> None:
+    def few_shot(self, seed: int, rate: float | None = None) -> None:
+        """The few-shot rows at one seed: every rate, or only ``rate`` (each rate is its own share of the
+        data with its own teachers, so the rates of a seed can run side by side)."""
         preset = self.args.preset
         learning_rate = read_json(few_shot_lr_path(self.args))["learning_rate"]
-        for rate in sorted(preset.few_shot_rates, reverse=True):
+        rates = [rate] if rate is not None else sorted(preset.few_shot_rates, reverse=True)
+        for each in rates:
             for key in wanted(self.args, FEW_SHOT_ROWS):
-                self.cell(preset.few_shot_pool * rate, seed, key, learning_rate)
+                self.cell(preset.few_shot_pool * each, seed, key, learning_rate)
 
 
 def choice_rate(preset) -> float:
@@ -209,19 +215,28 @@ def choose_few_shot_lr(args) -> dict:
     return choice
 
 
-def tasks_of(args) -> list[tuple[str, float]]:
-    """The report's work, in order: (section, seed) or ("few_shot_lr", candidate learning rate)."""
+def tasks_of(args) -> list[tuple]:
+    """The report's work, in order: (section, seed), ("few_shot_lr", candidate learning rate) or
+    ("few_shot", seed, rate), the largest rate of a seed first."""
     tasks = []
     for section in SECTIONS:
         if section not in args.sections:
             continue
         if section == "few_shot":
             tasks += [("few_shot_lr", lr) for lr in args.preset.few_shot_learning_rates]
-        tasks += [(section, seed) for seed in args.seeds]
+        if section == "few_shot":
+            rates = sorted(args.preset.few_shot_rates, reverse=True)
+            tasks += [(section, seed, rate) for seed in args.seeds for rate in rates]
+        else:
+            tasks += [(section, seed) for seed in args.seeds]
     return tasks
 
 
-def worker_command(args, argv: list[str], task: tuple[str, float]) -> list[str]:
+def task_name(task: tuple) -> str:
+    return "-".join([task[0], *(f"{v:g}" for v in task[1:])])
+
+
+def worker_command(args, argv: list[str], task: tuple) -> list[str]:
     """This script again, for one task, with this invocation's preset, overrides, rows and folders."""
     keep, skip = [], False
     for item in argv:  # drop the options the task sets itself
@@ -231,10 +246,9 @@ def worker_command(args, argv: list[str], task: tuple[str, float]) -> list[str]:
                 continue
         if not skip:
             keep.append(item)
-    section, value = task
     return [
         sys.executable, os.path.abspath(__file__), *keep, "--out", args.out, "--scratch", args.scratch,
-        "--seeds", *map(str, args.seeds), "--task", section, f"{value:g}",
+        "--seeds", *map(str, args.seeds), "--task", task[0], *(f"{v:g}" for v in task[1:]),
     ]  # fmt: skip
 
 
@@ -244,78 +258,87 @@ def run_tasks(args, argv: list[str]) -> None:
     tasks = tasks_of(args)
     if args.jobs == 1:
         report = Report(args)
-        for section, value in tasks:
+        for section, *values in tasks:
             if section == "few_shot":
                 choose_few_shot_lr(args)
-            getattr(report, section)(value)
+            getattr(report, section)(*values)
         return
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     os.makedirs(os.path.join(args.scratch, "logs"), exist_ok=True)
     running: dict = {}
     pending = list(tasks)
-    while pending or running:
-        for task, process in list(running.items()):
-            if process.poll() is not None:
-                del running[task]
-                if process.returncode:
-                    for other in running.values():
-                        other.terminate()
-                    raise SystemExit(
-                        f"report task {task} failed (exit {process.returncode}); see {args.scratch}/logs"
+    try:
+        while pending or running:
+            for task, process in list(running.items()):
+                if process.poll() is not None:
+                    del running[task]
+                    if process.returncode:
+                        raise SystemExit(
+                            f"report task {task_name(task)} failed (exit {process.returncode}); "
+                            f"see {args.scratch}/logs/{task_name(task)}.log"
+                        )
+                    log(f"task {task_name(task)} finished")
+            candidates_done = not any(t[0] == "few_shot_lr" for t in [*pending, *running])
+            startable = [t for t in pending if t[0] != "few_shot" or candidates_done]
+            while startable and len(running) < args.jobs:
+                task = startable.pop(0)
+                pending.remove(task)
+                if task[0] == "few_shot":
+                    choose_few_shot_lr(args)
+                name = task_name(task)
+                with open(os.path.join(args.scratch, "logs", f"{name}.log"), "a") as handle:
+                    running[task] = subprocess.Popen(
+                        worker_command(args, argv, task),
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        env=env,
+                        cwd=ROOT,
                     )
-                log(f"task {task[0]} {task[1]:g} finished")
-        candidates_done = not any(t[0] == "few_shot_lr" for t in [*pending, *running])
-        startable = [t for t in pending if t[0] != "few_shot" or candidates_done]
-        while startable and len(running) < args.jobs:
-            task = startable.pop(0)
-            pending.remove(task)
-            if task[0] == "few_shot":
-                choose_few_shot_lr(args)
-            name = f"{task[0]}-{task[1]:g}"
-            with open(os.path.join(args.scratch, "logs", f"{name}.log"), "a") as handle:
-                running[task] = subprocess.Popen(
-                    worker_command(args, argv, task),
-                    stdout=handle,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=ROOT,
-                )
-            log(f"task {name} started (pid {running[task].pid}, {threads} threads)")
-        time.sleep(5)
+                log(f"task {name} started (pid {running[task].pid}, {threads} threads)")
+            time.sleep(5)
+    finally:  # stopped (a failed task, Ctrl-C, SIGTERM): no worker outlives the report
+        for process in running.values():
+            if process.poll() is None:
+                process.terminate()
 
 
-def record_invocation(args, argv: list[str], started: float) -> None:
-    """Append this run's command and wall time to ``OUT/invocations.json`` (the page sums them)."""
+def record_invocation(args, argv: list[str], started: float, note: str = "") -> None:
+    """Append this run's command and wall time to ``OUT/invocations.json`` (the page lists them), with
+    a note when it stopped before its end."""
     path = os.path.join(args.out, "invocations.json")
     done = read_json(path) if os.path.exists(path) else []
-    done.append(
-        {
-            "command": "python benchmarks/report.py " + " ".join(argv),
-            "started": started,
-            "seconds": time.time() - started,
-        }
-    )
+    entry = {"command": "python benchmarks/report.py " + " ".join(argv), "started": started}
+    entry["seconds"] = time.time() - started
+    if note:
+        entry["note"] = note
+    done.append(entry)
     write_json(path, done)
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated (SIGTERM)"))  # so the stop is recorded
     os.makedirs(args.out, exist_ok=True)
     begin = time.time()
     if args.task:  # a worker of run_tasks
-        section, value = args.task
+        section, *values = args.task
         torch_threads = os.environ.get("OMP_NUM_THREADS")
         if torch_threads:
             import torch
 
             torch.set_num_threads(int(torch_threads))
-        getattr(Report(args), section)(int(value) if section != "few_shot_lr" else float(value))
+        seed_or_lr = float(values[0]) if section == "few_shot_lr" else int(values[0])
+        getattr(Report(args), section)(seed_or_lr, *map(float, values[1:]))
         return {}
     if not args.summarise:
         argv = list(sys.argv[1:] if argv is None else argv)
         started = time.time()
-        run_tasks(args, argv)
+        try:
+            run_tasks(args, argv)
+        except BaseException as stop:  # a failed task or a kill: the time spent still counts
+            record_invocation(args, argv, started, f"stopped before its end: {stop!r}"[:300])
+            raise
         record_invocation(args, argv, started)
     import report_page  # imported here: a long run writes the page with the page code of its end
 

@@ -108,8 +108,14 @@ def test_presets_overrides_and_worker_commands(tmp_path):
     command = report.worker_command(args, ["--jobs", "2", "--readme", "--set", "epochs=1"], ("tables", 2))
     assert "--jobs" not in command and "--readme" not in command
     assert command[-3:] == ["--task", "tables", "2"] and "epochs=1" in command
-    sections = [t[0] for t in report.tasks_of(args)]
+    tasks = report.tasks_of(args)
+    sections = [t[0] for t in tasks]
     assert sections.index("few_shot_lr") < sections.index("few_shot")  # the choice comes first
+    few = [t for t in tasks if t[0] == "few_shot"]  # one task per seed and rate, largest rate first
+    assert few == [("few_shot", s, r) for s in args.seeds for r in sorted(cpu.few_shot_rates, reverse=True)]
+    command = report.worker_command(args, [], few[-1])
+    assert command[-4:] == ["--task", "few_shot", str(args.seeds[-1]), f"{min(cpu.few_shot_rates):g}"]
+    assert report.task_name(few[-1]) == f"few_shot-{args.seeds[-1]}-{min(cpu.few_shot_rates):g}"
     # the table rows, the progressive ablations, the few-shot rows
     assert [r.key for r in runs.ablation_rows()][
         -1
