@@ -10,7 +10,7 @@ import os
 import time
 
 from report_runs import FEW_SHOT_BASE, FEW_SHOT_ROWS, ROWS
-from report_summary import load_cells, resolve_claims, summarise
+from report_summary import load_cells, p_value, resolve_claims, summarise
 
 from hrkd_trainer.results import write_json
 
@@ -53,7 +53,7 @@ def accuracy_table(
         lines.append(
             f"| {row['label']} | {len(row['seeds'])} | " + " | ".join(pct(row[d]) for d in domains)
             + f" | **{pct(row['average'])}** | {interval(test['average']) if test else '–'} | "
-            + (f"{mc['only_a']} / {mc['only_b']}, p = {mc['p']:.3f}" if mc else "–") + " |"
+            + (f"{mc['only_a']} / {mc['only_b']}, p {p_value(mc['p'])}" if mc else "–") + " |"
         )  # fmt: skip
     return lines
 
@@ -115,11 +115,10 @@ def markdown(args, summary: dict, plots: dict) -> str:
         "by both (the multi-domain sampler cycles small domains to the largest domain's length).",
         "- Each cell: mean ± std over seeds of test accuracy (%). Δ: the mean paired difference (points) with its 95 % "
         "t interval over seeds; McNemar: the exact test over the pooled per-example test predictions of those seeds.",
-        f"- Compute: {summary['compute_seconds'] / 3600:.2f} h of training and evaluation summed over runs "
-        "(teachers' and students' own timers; several runs share the cores at once).",
+        f"- Compute: {summary['compute_seconds'] / 3600:.2f} h of training and evaluation summed over the runs "
+        "(every teacher and student by its own timer; `--jobs` runs share the cores at once).",
         "",
         *invocation_lines(invocations),
-        "",
     ]
     teachers = summary.get("teachers")
     if teachers:
@@ -210,7 +209,7 @@ def markdown(args, summary: dict, plots: dict) -> str:
         mc = claim.get("mcnemar")
         lines.append(
             f"| {claim['claim']} | {claim['paper']} | {interval(claim['difference'], scale)} | "
-            f"{mc['p']:.3f} | {claim['verdict']} |" if mc else
+            f"{p_value(mc['p']).removeprefix('= ')} | {claim['verdict']} |" if mc else
             f"| {claim['claim']} | {claim['paper']} | {interval(claim['difference'], scale)} | – | {claim['verdict']} |"
         )  # fmt: skip
     n = len(next(iter(sections["tables"].values()))["seeds"]) if "tables" in sections else 0
@@ -314,6 +313,7 @@ def plots(summary: dict, folder: str, page_dir: str) -> dict:
             )
         ax.axhline(0, color="grey", lw=0.8)
         ax.set_xscale("log")
+        ax.minorticks_off()  # only the rates are labelled
         ax.set_xticks([100 * r for r in rates], [f"{100 * r:g}%" for r in rates])
         ax.set_xlabel("share of the few-shot pool")
         ax.set_ylabel("improvement over BERT-single → TinyBERT-KD (%)")
@@ -350,7 +350,7 @@ def plots(summary: dict, folder: str, page_dir: str) -> dict:
 
 def save(fig, plt, folder: str, name: str, page_dir: str) -> str:
     path = os.path.join(folder, name)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return os.path.relpath(path, page_dir)
 

@@ -235,11 +235,13 @@ class Share:
         trained = train_teacher(kind, self.source, data, args, self.tokenizer, export, meta=MetaKDFields())
         seconds = time.time() - begin
         shutil.rmtree(work, ignore_errors=True)
-        record = {"seed": seed, "kind": kind, "seconds": seconds}
+        record = {"seed": seed, "kind": kind, "fraction": self.fraction, "seconds": seconds}
         if self.fraction == self.preset.train_fraction:  # the tables report teachers; few-shot shares do not
             test = predict_per_domain(trained.model, self.data.test, self.tokenizer.pad_token_id)
             record.update(accuracy_fields(correctness(test, self.data.test)))
-            write_json(teacher_path(self.out, self.fraction, seed, kind), record)
+        write_json(
+            teacher_path(self.out, self.fraction, seed, kind), record
+        )  # its time counts in every share
         write_json(done, record)
         return trained.model, trained.corruption
 

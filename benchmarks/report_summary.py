@@ -26,8 +26,9 @@ from hrkd_trainer.significance import mcnemar, mean_std, paired_bootstrap, paire
 
 # ---------------------------------------------------------------------------- reading the runs
 def load_cells(out: str) -> dict:
-    """``cells[(fraction, lr)][row][seed]`` and ``teachers[kind][seed]`` from ``OUT/runs``."""
-    cells, teachers = {}, {}
+    """``cells[(fraction, lr)][row][seed]``, ``teachers[kind][seed]`` (the tables' teachers, which are
+    tested) and ``teacher_seconds`` (every share's teachers) from ``OUT/runs``."""
+    cells, teachers, teacher_seconds = {}, {}, 0.0
     root = os.path.join(out, "runs")
     for share in sorted(os.listdir(root)) if os.path.isdir(root) else []:
         for seed_dir in sorted(os.listdir(os.path.join(root, share))):
@@ -37,11 +38,13 @@ def load_cells(out: str) -> dict:
                 with open(os.path.join(root, share, seed_dir, name)) as handle:
                     run = json.load(handle)
                 if name.startswith("teacher-"):
-                    teachers.setdefault(run["kind"], {})[run["seed"]] = run
+                    teacher_seconds += run["seconds"]
+                    if "test_accuracy" in run:
+                        teachers.setdefault(run["kind"], {})[run["seed"]] = run
                 else:
                     key = (round(run["fraction"], 6), run["learning_rate"])
                     cells.setdefault(key, {}).setdefault(run["row"], {})[run["seed"]] = run
-    return {"cells": cells, "teachers": teachers}
+    return {"cells": cells, "teachers": teachers, "teacher_seconds": teacher_seconds}
 
 
 def domains_of(by_seed: dict) -> list[str]:
@@ -128,9 +131,7 @@ def summarise(args, loaded: dict) -> dict:
     summary["compute_seconds"] = sum(
         r["train_seconds"] for by_row in cells.values() for runs in by_row.values() for r in runs.values()
     )
-    summary["compute_seconds"] += sum(
-        t["seconds"] for runs in loaded["teachers"].values() for t in runs.values()
-    )
+    summary["compute_seconds"] += loaded["teacher_seconds"]
     return summary
 
 
@@ -200,7 +201,12 @@ def with_mcnemar(text: str, mcnemar: dict | None, direction: int = 1) -> str:
     if not mcnemar or not text.startswith("not resolved") or mcnemar["p"] >= 0.05:
         return text
     favours = (mcnemar["only_a"] - mcnemar["only_b"]) * direction > 0
-    return f"{text}; at the example level McNemar p = {mcnemar['p']:.3f} {'favours' if favours else 'goes against'} the claim"
+    return f"{text}; at the example level McNemar p {p_value(mcnemar['p'])} {'favours' if favours else 'goes against'} the claim"
+
+
+def p_value(p: float) -> str:
+    """``= 0.037`` or ``< 0.001`` (three decimals would print a tiny p as 0.000)."""
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
 
 
 def claims(summary: dict) -> list[dict]:

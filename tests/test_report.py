@@ -87,6 +87,10 @@ def finished(tmp_path):
             },
             handle,
         )
+    few_teacher = out / "runs" / f"f{preset.few_shot_pool * 0.02:g}" / "seed1" / "teacher-hrkd.json"
+    few_teacher.write_text(
+        json.dumps({"seed": 1, "kind": "hrkd", "seconds": 7.0})
+    )  # a few-shot share's: untested
     with open(out / "few_shot_lr.json", "w") as handle:
         json.dump(
             {"learning_rate": 5e-4, "rate": 0.05, "seed": 1, "dev_average": {"5e-05": 0.5, "0.0005": 0.6}},
@@ -154,7 +158,8 @@ def test_summary_pairs_seeds_and_gives_verdicts(finished):
         "p": pytest.approx(0.0, abs=1e-30),
     }
     assert rows["hrkd-hrkd"]["mean_ratios"] == [[pytest.approx(0.4), 0.6], [0.5, 0.5]]
-    assert summary["teachers"]["hrkd"]["average"]["mean"] == 0.85
+    assert summary["teachers"]["hrkd"]["average"]["mean"] == 0.85  # the tables' teacher, not the few-shot one
+    assert loaded["teacher_seconds"] == 5.0 + 7.0  # every teacher's time counts in the compute
     verdicts = {c["claim"].split(" (")[0]: c["verdict"] for c in summary["claims"]}
     assert verdicts["HRKD > TinyBERT-KD"] == "supported"  # +10 points at every seed
     assert verdicts["HRKD > Meta-KD"] == "contradicted"  # Meta-KD wins by 5.5, 6, 6.5 points
@@ -177,6 +182,10 @@ def test_page_plots_and_readme_block(finished, tmp_path):
     assert page.update_readme(str(readme), block)
     assert readme.read_text() == f"# x\n\n{block}\n\ntail\n" and "old" not in readme.read_text()
     assert "| HRKD > TinyBERT-KD (same HRKD-teacher) | +10.00 [+10.00, +10.00] | supported |" in block
+    assert (
+        "| HRKD > TinyBERT-KD (same HRKD-teacher) | +0.5 (MNLI), +2.6 (Amazon) | +10.00 [+10.00, +10.00] | < 0.001 | supported |"
+        in text
+    )
     if importlib.util.find_spec("matplotlib"):
         assert (tmp_path / "results" / "per_domain.png").exists() and (
             tmp_path / "results" / "few_shot.png"
@@ -221,3 +230,7 @@ def test_the_page_lists_each_invocation_with_its_wall_time_and_note():
     assert lines[2] == "| `python benchmarks/report.py --preset cpu` | 1970-01-01 00:00 | 90 min |  |"
     assert lines[3] == "| `python benchmarks/report.py --preset cpu` | 1970-01-02 00:00 | 10 min | paused |"
     assert page.invocation_lines([]) == []
+
+
+def test_tiny_p_values_are_not_printed_as_zero():
+    assert stats.p_value(1e-9) == "< 0.001" and stats.p_value(0.0374) == "= 0.037"
