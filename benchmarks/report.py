@@ -318,7 +318,6 @@ def record_invocation(args, argv: list[str], started: float, note: str = "") -> 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated (SIGTERM)"))  # so the stop is recorded
     os.makedirs(args.out, exist_ok=True)
     begin = time.time()
     if args.task:  # a worker of run_tasks
@@ -348,4 +347,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated (SIGTERM)"))  # so the stop is recorded
     main()

@@ -234,3 +234,43 @@ def test_the_page_lists_each_invocation_with_its_wall_time_and_note():
 
 def test_tiny_p_values_are_not_printed_as_zero():
     assert stats.p_value(1e-9) == "< 0.001" and stats.p_value(0.0374) == "= 0.037"
+
+
+def test_a_real_run_on_tiny_encoders_writes_the_page_and_resumes_to_the_same_predictions(
+    tmp_path, bert_teacher_dir, bert_student_dir
+):
+    """End to end on VADER's real splits with tiny random encoders (about 30 s): a teacher, a per-domain
+    row and two multi-domain rows, the page; then a deleted cell is retrained from the kept teacher to
+    the same prediction on every test example."""
+    out, scratch = tmp_path / "out", tmp_path / "scratch"
+    argv = [
+        "--set", f"teacher_init={bert_teacher_dir}", f"student_init={bert_student_dir}", "student_layers=2",
+        "train_fraction=0.005", "dev_per_domain=20", "evaluations=1", "max_length=32", "teacher_epochs=1",
+        "epochs=1", "--seeds", "1", "--sections", "tables",
+        "--rows", "hrkd-uniform", "hrkd-hrkd", "single-tinybert",
+        "--out", str(out), "--scratch", str(scratch), "--bootstrap", "0",
+    ]  # fmt: skip
+    report.main(argv)
+    cells = out / "runs" / "f0.005" / "seed1"
+
+    def read(name: str) -> dict:
+        return json.loads((cells / f"{name}.json").read_text())
+
+    uniform, hrkd, single = (
+        read(f"{row}-lr0.0005") for row in ("hrkd-uniform", "hrkd-hrkd", "single-tinybert")
+    )
+    assert sum(len(c) for c in uniform["test_correct"].values()) == 1946  # VADER's whole test splits
+    assert single["per_domain_steps"] == uniform["steps"]  # each domain's student trains as long
+    assert len(hrkd["mean_ratios"]) == 3  # embeddings and the student's 2 layers
+    assert set(read("teacher-hrkd")["test_accuracy"]) == {*uniform["test_accuracy"]}
+    page_text = (out / "results.md").read_text()
+    assert "| HRKD-teacher → HRKD (paper's graph, frozen) | 1 |" in page_text
+    assert len(json.loads((out / "invocations.json").read_text())) == 1
+    done = scratch / "f0.005" / "seed1" / "teacher-hrkd" / "done.json"
+    stamp = done.read_text()
+    (cells / "hrkd-hrkd-lr0.0005.json").unlink()
+    report.main(argv)
+    again = read("hrkd-hrkd-lr0.0005")
+    assert again["test_correct"] == hrkd["test_correct"] and again["final_ratios"] == hrkd["final_ratios"]
+    assert done.read_text() == stamp and read("hrkd-uniform-lr0.0005") == uniform  # loaded, not retrained
+    assert len(json.loads((out / "invocations.json").read_text())) == 2
