@@ -239,15 +239,15 @@ def test_tiny_p_values_are_not_printed_as_zero():
 def test_a_real_run_on_tiny_encoders_writes_the_page_and_resumes_to_the_same_predictions(
     tmp_path, bert_teacher_dir, bert_student_dir
 ):
-    """End to end on VADER's real splits with tiny random encoders (about 30 s): a teacher, a per-domain
-    row and two multi-domain rows, the page; then a deleted cell is retrained from the kept teacher to
+    """End to end on VADER's real splits with tiny random encoders (about 25 s): a teacher, a per-domain
+    row (TinyBERT-KD) and two multi-domain rows, the page; then a deleted cell is retrained from the kept teacher to
     the same prediction on every test example."""
     out, scratch = tmp_path / "out", tmp_path / "scratch"
     argv = [
         "--set", f"teacher_init={bert_teacher_dir}", f"student_init={bert_student_dir}", "student_layers=2",
         "train_fraction=0.005", "dev_per_domain=20", "evaluations=1", "max_length=32", "teacher_epochs=1",
         "epochs=1", "--seeds", "1", "--sections", "tables",
-        "--rows", "hrkd-uniform", "hrkd-hrkd", "single-tinybert",
+        "--rows", "hrkd-uniform", "hrkd-hrkd", "hrkd-tinybert",
         "--out", str(out), "--scratch", str(scratch), "--bootstrap", "0",
     ]  # fmt: skip
     report.main(argv)
@@ -256,11 +256,11 @@ def test_a_real_run_on_tiny_encoders_writes_the_page_and_resumes_to_the_same_pre
     def read(name: str) -> dict:
         return json.loads((cells / f"{name}.json").read_text())
 
-    uniform, hrkd, single = (
-        read(f"{row}-lr0.0005") for row in ("hrkd-uniform", "hrkd-hrkd", "single-tinybert")
+    uniform, hrkd, per_domain = (
+        read(f"{row}-lr0.0005") for row in ("hrkd-uniform", "hrkd-hrkd", "hrkd-tinybert")
     )
     assert sum(len(c) for c in uniform["test_correct"].values()) == 1946  # VADER's whole test splits
-    assert single["per_domain_steps"] == uniform["steps"]  # each domain's student trains as long
+    assert per_domain["per_domain_steps"] == uniform["steps"]  # each domain's student trains as long
     assert len(hrkd["mean_ratios"]) == 3  # embeddings and the student's 2 layers
     assert set(read("teacher-hrkd")["test_accuracy"]) == {*uniform["test_accuracy"]}
     page_text = (out / "results.md").read_text()
