@@ -165,15 +165,13 @@ class Report:
         for key in wanted(self.args, FEW_SHOT_ROWS):
             self.cell(preset.few_shot_pool * rate, self.args.seeds[0], key, learning_rate)
 
-    def few_shot(self, seed: int, rate: float | None = None) -> None:
-        """The few-shot rows at one seed: every rate, or only ``rate`` (each rate is its own share of the
-        data with its own teachers, so the rates of a seed can run side by side)."""
+    def few_shot(self, seed: int, rate: float) -> None:
+        """The few-shot rows at one seed and rate (each rate is its own share of the data with its own
+        teachers, so the rates of a seed run side by side)."""
         preset = self.args.preset
         learning_rate = read_json(few_shot_lr_path(self.args))["learning_rate"]
-        rates = [rate] if rate is not None else sorted(preset.few_shot_rates, reverse=True)
-        for each in rates:
-            for key in wanted(self.args, FEW_SHOT_ROWS):
-                self.cell(preset.few_shot_pool * each, seed, key, learning_rate)
+        for key in wanted(self.args, FEW_SHOT_ROWS):
+            self.cell(preset.few_shot_pool * rate, seed, key, learning_rate)
 
 
 def choice_rate(preset) -> float:
@@ -224,7 +222,6 @@ def tasks_of(args) -> list[tuple]:
             continue
         if section == "few_shot":
             tasks += [("few_shot_lr", lr) for lr in args.preset.few_shot_learning_rates]
-        if section == "few_shot":
             rates = sorted(args.preset.few_shot_rates, reverse=True)
             tasks += [(section, seed, rate) for seed in args.seeds for rate in rates]
         else:
@@ -309,10 +306,7 @@ def record_invocation(args, argv: list[str], started: float, note: str = "") -> 
     path = os.path.join(args.out, "invocations.json")
     done = read_json(path) if os.path.exists(path) else []
     entry = {"command": "python benchmarks/report.py " + " ".join(argv), "started": started}
-    entry["seconds"] = time.time() - started
-    if note:
-        entry["note"] = note
-    done.append(entry)
+    done.append({**entry, "seconds": time.time() - started, **({"note": note} if note else {})})
     write_json(path, done)
 
 

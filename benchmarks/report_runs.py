@@ -239,9 +239,8 @@ class Share:
         if self.fraction == self.preset.train_fraction:  # the tables report teachers; few-shot shares do not
             test = predict_per_domain(trained.model, self.data.test, self.tokenizer.pad_token_id)
             record.update(accuracy_fields(correctness(test, self.data.test)))
-        write_json(
-            teacher_path(self.out, self.fraction, seed, kind), record
-        )  # its time counts in every share
+        # every share's teacher is recorded: its time counts in the report's compute
+        write_json(teacher_path(self.out, self.fraction, seed, kind), record)
         write_json(done, record)
         return trained.model, trained.corruption
 

@@ -81,9 +81,8 @@ def main() -> None:
     trainer._saving_checkpoint = True  # a checkpoint: export + training modules
     trainer._save(export, state_dict=gathered if args.shard else None)
     trainer._saving_checkpoint = False
-    trainer.save_training_state(
-        os.path.join(args.out, "training_state")
-    )  # what the recipes write after training
+    # what the recipes write after training
+    trainer.save_training_state(os.path.join(args.out, "training_state"))
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
 
