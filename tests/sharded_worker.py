@@ -65,7 +65,10 @@ def main() -> None:
         shard(model, student)
     if args.shard_teacher:  # what prepare_teacher does under FSDP2 with --shard_teacher
         shard_for_inference(trainer.teacher_model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    # plain SGD: the update is linear in the gradient, so equal gradients give equal weights up to float
+    # rounding (Adam divides by sqrt(v) and turns a rounding-level gradient into a full lr-sized step)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    initial = {k: v.detach().clone() for k, v in full_state(model).items()}  # collective; a copy
     batches = iter(trainer.get_train_dataloader())  # each process gets its slice of every domain
     model.train()
     losses = []
@@ -108,6 +111,7 @@ def main() -> None:
         with open(os.path.join(args.out, "report.json"), "w") as handle:
             json.dump(report, handle)
         torch.save(gathered, os.path.join(args.out, "final.pt"))
+        torch.save(initial, os.path.join(args.out, "initial.pt"))
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
 
