@@ -32,14 +32,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainArguments, MultiDomainModel  # noqa: E402
+from hrkd_trainer import (  # noqa: E402
+    HRKDConfig,
+    HRKDTrainer,
+    MultiDomainArguments,
+    MultiDomainModel,
+    tokenize_splits,
+)
 from hrkd_trainer.assets import offline_minilm_path  # noqa: E402
 from hrkd_trainer.baselines import train_teacher  # noqa: E402
 from hrkd_trainer.data import load_vader  # noqa: E402
 from hrkd_trainer.data.common import few_shot  # noqa: E402
 from hrkd_trainer.evaluation import predict_per_domain  # noqa: E402
 from hrkd_trainer.results import machine_description, write_json  # noqa: E402
-from hrkd_trainer.run.stages import tokenize_splits  # noqa: E402
 from hrkd_trainer.significance import mcnemar, mean_std, paired_bootstrap, paired_t  # noqa: E402
 
 #: method name → HRKDConfig settings (everything else is identical across methods)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from filelock import FileLock
 
-from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainArguments, MultiDomainModel
+from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainArguments, MultiDomainModel, tokenize_splits
 from hrkd_trainer.baselines import add_instance_weights, distill_per_domain, fine_tune, train_teacher
 from hrkd_trainer.config import MetaKDFields
 from hrkd_trainer.data.common import few_shot
@@ -27,7 +27,6 @@ from hrkd_trainer.evaluation import predict_per_domain
 from hrkd_trainer.metakd import DomainCorruption, encoder_prototype_scores
 from hrkd_trainer.modeling import load_multi_domain
 from hrkd_trainer.results import write_json
-from hrkd_trainer.run.stages import tokenize_splits
 
 
 @dataclass(frozen=True)

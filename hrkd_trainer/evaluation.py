@@ -19,18 +19,6 @@ from datasets import Dataset
 from .collate import MultiDomainCollator
 
 
-def by_domain(dataset: Dataset, domains: Sequence[str]) -> dict[str, Dataset]:
-    """``{domain: rows of that domain}`` of a tokenised split (column ``domain_ids``)."""
-    ids = dataset["domain_ids"]
-    out = {}
-    for index, name in enumerate(domains):
-        rows = [i for i, d in enumerate(ids) if d == index]
-        if not rows:
-            raise ValueError(f"no evaluation examples for domain {name!r}")
-        out[name] = dataset.select(rows)
-    return out
-
-
 def padded_batches(
     dataset: Dataset, pad_token_id: int, batch_size: int, device, limit: int | None = None
 ) -> Iterator[dict[str, torch.Tensor]]:
@@ -69,14 +57,25 @@ def predict_per_domain(
     }
 
 
+def correctness(predictions: dict[str, list[int]], splits: dict[str, Dataset]) -> dict[str, list[int]]:
+    """Per domain, 1 where the predicted label id equals the row's label, else 0 (row order): what the
+    paired tests (McNemar, the bootstrap) compare between two models on the same examples."""
+    return {
+        d: [int(p == y) for p, y in zip(predicted, splits[d]["labels"])]
+        for d, predicted in predictions.items()
+    }
+
+
+def accuracy_of_correct(correct: dict[str, list[int]]) -> dict[str, float]:
+    """Accuracy per domain from per-example correctness, and their unweighted average."""
+    accuracy = {d: sum(c) / len(c) for d, c in correct.items()}
+    accuracy["average"] = sum(accuracy.values()) / len(correct)
+    return accuracy
+
+
 def accuracy_per_domain(predictions: dict[str, list[int]], splits: dict[str, Dataset]) -> dict[str, float]:
     """Accuracy per domain and their unweighted average (the paper's "Average" column)."""
-    results = {
-        domain: sum(int(p == y) for p, y in zip(predicted, splits[domain]["labels"])) / len(predicted)
-        for domain, predicted in predictions.items()
-    }
-    results["average"] = sum(results.values()) / len(results)
-    return results
+    return accuracy_of_correct(correctness(predictions, splits))
 
 
 def evaluate_per_domain(

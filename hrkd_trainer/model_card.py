@@ -9,14 +9,13 @@ import os
 from collections.abc import Sequence
 
 from .assets import KNOWN_LICENSES, OFFLINE_MINILM_HUB_ID, hub_id_of
+from .recipe_configs import recipe_scripts
 from .vocabulary import METHOD_TEXT, TEACHER_TEXT
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["KNOWN_LICENSES", "OFFLINE_MINILM_HUB_ID", "hub_id_of", "model_card"]
 
-#: recipes are recorded by file name in results.json and live in ``recipes/``
-RECIPES = ("vader.py", "amazon.py", "mnli.py")
 #: the card's words for each method and teacher type (from the one vocabulary)
 METHOD_NAMES = {str(k): v for k, v in METHOD_TEXT.items()}
 TEACHER_KINDS = {str(k): v for k, v in TEACHER_TEXT.items()}
@@ -314,7 +313,7 @@ All numbers on this card come from `results.json`, written by the run.{ratios}
 
 def _command(command: str) -> str:
     """The recorded command; the recipes are recorded by file name and live in ``recipes/``."""
-    return f"recipes/{command}" if command.split(" ")[0] in RECIPES else command
+    return f"recipes/{command}" if command.split(" ")[0] in recipe_scripts() else command
 
 
 def _limitations_section(results: dict) -> str:

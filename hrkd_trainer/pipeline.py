@@ -5,15 +5,15 @@ New code imports from where each name lives: :mod:`hrkd_trainer.run` (flags, sta
 """
 
 from .assets import offline_minilm_path
-from .baselines import PER_DOMAIN_METHODS, TEACHER_TYPES, TokenizedData
+from .data.tokenized import TokenizedData, by_domain, tokenize_splits
 from .evaluation import (
     accuracy_per_domain,
-    by_domain,
     evaluate_per_domain,
     inference_seconds,
     padded_batches,
     predict_per_domain,
 )
+from .per_domain import PER_DOMAIN_METHODS
 from .results import (
     distillation_settings,
     format_table,
@@ -23,7 +23,8 @@ from .results import (
 )
 from .run.arguments import RecipeArguments, check_recipe, parse_recipe_args, require_inputs
 from .run.runner import run_recipe
-from .run.stages import expert_root, prepare_splits, tokenize_splits
+from .run.stages import expert_root, prepare_splits
+from .teacher_training import TEACHER_TYPES
 from .vocabulary import Method
 
 METHODS = tuple(Method.values())

@@ -13,7 +13,6 @@ import logging
 import torch
 from datasets import Dataset
 
-from .capture import find_layer_list
 from .collate import STUDENT_INPUTS, check_token_alignment, student_inputs
 from .components import component_losses, component_rows
 from .config import HRKDConfig
@@ -30,7 +29,7 @@ from .teacher_cache import CacheSpec, TeacherOutputCache
 from .training_logs import ratio_history, window_mean, write_ratio_report
 from .training_state import AUX_WEIGHTS_NAME
 from .vocabulary import DistillLoss, HeadReduction, RelationalMode
-from .weighting import LossWeighting, RatioOutput, alignment_scores, build_weighting, position_loss_graph
+from .weighting import LossWeighting, RatioOutput, StepView, build_weighting
 
 logger = logging.getLogger(__name__)
 
@@ -207,38 +206,15 @@ class HRKDTrainer(MultiDomainTrainer):
         student = model(**student_inputs(inputs), **extra)
         components = self.component_losses(student, teacher, inputs)
         weighting = self.loss_weighting
-        if getattr(weighting, "needs_alignment", False) and weighting.wants_scores(self.state.global_step):
-            weighting.observe(self.alignment_scores(student, components, inputs))
+        weighting.observe_step(
+            StepView(components, student, inputs, self.student, self.layer_map.student_layers,
+                     self.state.global_step, global_sum)
+        )  # fmt: skip
         weighted = weighting(components, _ratio_output(student))
         keys = [loss.key for loss in DistillLoss if self.args.uses(loss)]
         self.training_logs.add_components(components, keys)
         self.training_logs.add_ratios(weighted.ratios, weighted.similarity)
         return weighted.loss, student
-
-    def alignment_scores(self, student, components, inputs) -> torch.Tensor:
-        """Gradient-alignment scores ``(P, D)`` of this batch (``weighting/alignment.py``): each
-        position's per-domain distillation gradient against the student's labelled loss, on the
-        parameters of that position (embeddings without the word matrix; the mapped layer)."""
-        if inputs.get("labels") is None:
-            raise ValueError(
-                "--loss_weighting gradient-alignment needs the training examples' labels (a 'labels' "
-                "column); use another weighting for unlabelled transfer data"
-            )
-        meta_loss = self.student.classification_loss(student.logits, inputs["labels"], inputs["domain_ids"])
-        return alignment_scores(
-            position_loss_graph(components), meta_loss, self._alignment_parameters(), global_sum
-        )
-
-    def _alignment_parameters(self) -> list[list[torch.nn.Parameter]]:
-        encoder = self.student.encoder
-        words = encoder.get_input_embeddings().weight
-        embeddings = [
-            p
-            for name, p in encoder.named_parameters()
-            if "embed" in name and p is not words and p.requires_grad
-        ]
-        layers = find_layer_list(encoder)
-        return [embeddings, *(list(layers[k - 1].parameters()) for k in self.layer_map.student_layers)]
 
     def _teacher_outputs(self, inputs):
         """The teacher side of a training step: from the cache when it is on, else a teacher forward."""

@@ -97,6 +97,21 @@ def ratio_history(log_history: list[dict], positions: Sequence[str], domains: Se
     return history
 
 
+def mean_ratios(history: list[dict]) -> list[list[float]] | None:
+    """The ratios (positions × domains) of a :func:`ratio_history`, averaged over its logged windows."""
+    if not history:
+        return None
+    rows = [h["ratios"] for h in history]
+    positions, domains = len(rows[0]), len(rows[0][0])
+    return [[sum(r[m][d] for r in rows) / len(rows) for d in range(domains)] for m in range(positions)]
+
+
+def ratio_spread(history: list[dict], num_domains: int) -> float:
+    """How far the ratios ever moved from uniform: the largest ``|r_{m,d} − 1/D|`` over the history
+    (0 for a weighting that keeps every ratio at 1/D)."""
+    return max((abs(r - 1 / num_domains) for h in history for row in h["ratios"] for r in row), default=0.0)
+
+
 def write_ratio_report(directory: str, report: dict) -> None:
     """``ratio_history.json`` (``positions``, ``domains``, settings, ``history``) and the ``ratios.png``
     heatmap of it in ``directory``."""

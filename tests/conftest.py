@@ -11,7 +11,8 @@ from transformers import BertConfig, BertModel, BertTokenizerFast, MPNetConfig, 
 
 from hrkd_trainer import MultiDomainArguments, MultiDomainModel, MultiDomainTrainer, tokenize_multi_domain
 from hrkd_trainer.data.common import build_dataset_dict
-from hrkd_trainer.evaluation import by_domain, evaluate_per_domain
+from hrkd_trainer.data.tokenized import by_domain
+from hrkd_trainer.evaluation import evaluate_per_domain
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

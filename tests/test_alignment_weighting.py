@@ -13,7 +13,12 @@ import torch
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel
 from hrkd_trainer.losses import hrkd_loss
 from hrkd_trainer.training_state import AUX_WEIGHTS_NAME
-from hrkd_trainer.weighting import GradientAlignmentWeighting, alignment_scores, build_weighting
+from hrkd_trainer.weighting import (
+    GradientAlignmentWeighting,
+    alignment_scores,
+    build_weighting,
+    position_parameters,
+)
 
 from .conftest import DOMAINS, LABELS, common
 
@@ -116,7 +121,7 @@ def test_it_scores_every_step_inside_the_trainer_and_checkpoints_its_state(
     trainer = make_trainer(tmp_path, "ga", teacher_dir, bert_student_dir, train, tokenizer,
                            max_steps=4, weighting_temperature=0.05, weighting_every=1, save_strategy="steps", save_steps=4)  # fmt: skip
     weighting = trainer.loss_weighting
-    groups = trainer._alignment_parameters()
+    groups = position_parameters(trainer.student, trainer.layer_map.student_layers)
     assert len(groups) == 1 + len(trainer.layer_map.student_layers)
     words = trainer.student.encoder.get_input_embeddings().weight
     assert all(p is not words for p in groups[0]) and groups[0]

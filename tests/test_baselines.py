@@ -7,8 +7,8 @@ import torch
 from torch.nn import functional as F
 
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainArguments, MultiDomainModel
-from hrkd_trainer.baselines import TokenizedData, add_instance_weights, distill_per_domain, train_teacher
 from hrkd_trainer.collate import MultiDomainCollator
+from hrkd_trainer.data.tokenized import TokenizedData, add_instance_weights
 from hrkd_trainer.lora import LoraSettings, add_lora, has_lora, merge_lora
 from hrkd_trainer.losses import RowLoss
 from hrkd_trainer.meta_trainers import (
@@ -21,8 +21,10 @@ from hrkd_trainer.meta_trainers import (
 )
 from hrkd_trainer.metakd import DomainCorruption, encoder_prototype_scores
 from hrkd_trainer.modeling import DomainExperts, load_multi_domain
+from hrkd_trainer.per_domain import distill_per_domain
 from hrkd_trainer.run import parse_recipe_args
 from hrkd_trainer.sampling import MixedBatchSampler
+from hrkd_trainer.teacher_training import train_teacher
 
 from .conftest import DOMAINS, LABELS, common
 

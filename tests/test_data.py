@@ -269,3 +269,15 @@ def test_select_domains_reorders_ids(tiny_data):
     assert Counter(picked["train"]["domain"]) == {0: 48, 1: 48}
     with pytest.raises(ValueError, match="unknown domain"):
         select_domains(tiny_data, ["delta"])
+
+
+def test_the_dev_cap_picks_snapshots_on_fewer_rows_and_leaves_test_whole(tiny_data):
+    from hrkd_trainer.run import parse_recipe_args, prepare_splits
+
+    recipe, config = parse_recipe_args(["--student_layers", "1", "--max_dev_samples_per_domain", "3"])
+    limited = prepare_splits(tiny_data, recipe, config)
+    assert Counter(limited["dev"]["domain"]) == {0: 3, 1: 3, 2: 3}
+    assert len(limited["test"]) == len(tiny_data["test"])
+    recipe, config = parse_recipe_args(["--student_layers", "1", "--max_eval_samples_per_domain", "4"])
+    limited = prepare_splits(tiny_data, recipe, config)  # without it, the eval cap holds for both
+    assert Counter(limited["dev"]["domain"]) == Counter(limited["test"]["domain"]) == {0: 4, 1: 4, 2: 4}

@@ -62,3 +62,26 @@ def test_speedup_needs_the_same_rows_for_both_models():
     calls: list[str] = []
     with pytest.raises(ValueError, match="same rows"):
         interleaved_speedup(Sleeper(0, "t", calls), rows(3), 0, Sleeper(0, "s", calls), rows(4), 0)
+
+
+def test_correctness_and_accuracy_agree_with_accuracy_per_domain():
+    from hrkd_trainer.evaluation import accuracy_of_correct, accuracy_per_domain, correctness
+
+    splits = {"a": Dataset.from_dict({"labels": [0, 1, 1, 0]}), "b": Dataset.from_dict({"labels": [1, 1]})}
+    predictions = {"a": [0, 1, 0, 1], "b": [1, 1]}
+    correct = correctness(predictions, splits)
+    assert correct == {"a": [1, 1, 0, 0], "b": [1, 1]}
+    assert accuracy_of_correct(correct) == {"a": 0.5, "b": 1.0, "average": 0.75}
+    assert accuracy_per_domain(predictions, splits) == accuracy_of_correct(correct)
+
+
+def test_mean_ratios_and_spread_of_a_ratio_history():
+    from hrkd_trainer.training_logs import mean_ratios, ratio_spread
+
+    history = [
+        {"step": 5, "ratios": [[0.5, 0.5], [0.2, 0.8]]},
+        {"step": 10, "ratios": [[0.5, 0.5], [0.4, 0.6]]},
+    ]
+    assert [pytest.approx(row) for row in mean_ratios(history)] == [[0.5, 0.5], [0.3, 0.7]]
+    assert ratio_spread(history, 2) == pytest.approx(0.3)
+    assert mean_ratios([]) is None and ratio_spread([], 2) == 0.0

@@ -1,11 +1,14 @@
 """Recipe argument parsing and the paper recipes' fail-fast checks."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from hrkd_trainer.run import parse_recipe_args
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_yaml_then_cli_overrides(tmp_path):
@@ -196,3 +199,16 @@ def test_dependent_defaults_are_decided_while_parsing(tmp_path):
     assert config.learning_rate == 0.2  # an explicit flag wins
     recipe, _ = parse_recipe_args(["--output_dir", "x", "--meta_domain_loss_weight", "0.3"])
     assert recipe.meta_kd().domain_loss_weight == 0.3 and recipe.meta_kd().transfer_loss_weight == 0.5
+
+
+def test_one_recipe_list_the_runner_and_the_model_card_agree_on():
+    from hrkd_trainer.model_card import _command
+    from hrkd_trainer.recipe_configs import recipe_names, recipe_scripts
+    from hrkd_trainer.run.recipes import RECIPES
+
+    assert sorted(RECIPES) == recipe_names()
+    assert "vader_mpnet.py" in recipe_scripts()
+    for script in recipe_scripts():  # each recipe's script exists in recipes/
+        assert os.path.isfile(os.path.join(ROOT, "recipes", script)), script
+    assert _command("vader_mpnet.py --seed 1") == "recipes/vader_mpnet.py --seed 1"
+    assert _command("__main__.py vader") == "__main__.py vader"

@@ -3,6 +3,8 @@ optimizer group, the choice from a config, and a new strategy plugged into HRKDT
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -96,6 +98,10 @@ def test_build_weighting_follows_the_config(tmp_path):
     assert all(
         torch.equal(a, b) for a, b in zip(relational.state_dict().values(), again.state_dict().values())
     )
+    # 'auto' is resolved once, by the config; the builder refuses an unresolved value
+    assert config.loss_weighting == "relational"
+    with pytest.raises(ValueError, match="resolved by HRKDConfig"):
+        build_weighting(SimpleNamespace(loss_weighting="auto"), M + 1, D, 8)
 
 
 class FixedRatios(LossWeighting):

@@ -101,6 +101,11 @@ class RecipeArguments(DataArguments):
     max_eval_samples_per_domain: int | None = option(
         None, help="Use at most this many dev and test examples per domain (the first ones)."
     )
+    max_dev_samples_per_domain: int | None = option(
+        None,
+        help="Use at most this many dev examples per domain (the first ones) to pick the snapshot that is kept, "
+        "however many test examples report. Default: --max_eval_samples_per_domain.",
+    )
     teacher_num_train_epochs: float = option(3.0, help="Teacher fine-tuning epochs (paper: 3).")
     teacher_learning_rate: float = option(5e-5, help="Teacher fine-tuning learning rate (paper: 5e-5).")
     teacher_lora_r: int | None = option(
@@ -164,6 +169,7 @@ class RecipeArguments(DataArguments):
         check_range("--student_layers", self.student_layers, low=1)
         check_range("--max_train_samples_per_domain", self.max_train_samples_per_domain, low=1)
         check_range("--max_eval_samples_per_domain", self.max_eval_samples_per_domain, low=1)
+        check_range("--max_dev_samples_per_domain", self.max_dev_samples_per_domain, low=1)
         check_range("--teacher_num_train_epochs", self.teacher_num_train_epochs, low=0.0)
         check_range("--teacher_learning_rate", self.teacher_learning_rate, low=0.0, low_open=True)
         check_range("--baseline_learning_rate", self.baseline_learning_rate, low=0.0, low_open=True)

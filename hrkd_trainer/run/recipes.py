@@ -4,7 +4,6 @@ default teacher and Hub data-source entry. ``hrkd-distill NAME`` and ``recipes/N
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -13,11 +12,10 @@ from datasets import DatasetDict
 from ..assets import offline_minilm_path, offline_mpnet_path
 from ..data import AMAZON_SOURCE, MNLI_SOURCE, VADER_SOURCE, load_amazon, load_mnli, load_vader
 from ..data.common import DataSource
+from ..recipe_configs import recipe_config
 from .arguments import RecipeArguments, parse_recipe_args, require_inputs
 from .own_data import load_own_data
 from .runner import run_recipe
-
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class Recipe:
 
     @property
     def config(self) -> str:
-        return os.path.join(CONFIG_DIR, f"{self.name.replace('-', '_')}.yaml")
+        return recipe_config(self.name)
 
 
 RECIPES = {

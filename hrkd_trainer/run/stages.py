@@ -25,24 +25,23 @@ from datasets import DatasetDict
 from transformers import AutoTokenizer, set_seed
 
 from ..assets import resolve_model_source
-from ..baselines import TokenizedData, add_instance_weights, distill_per_domain, fine_tune, train_teacher
-from ..collate import same_tokenizer, tokenize_multi_domain
+from ..collate import same_tokenizer
 from ..config import HRKDConfig, MultiDomainArguments, derive_arguments
-from ..data.common import DataSource, domain_names, few_shot, label_names, per_domain_head, select_domains
-from ..evaluation import by_domain
+from ..data.common import DataSource, few_shot, per_domain_head, select_domains
+from ..data.tokenized import TokenizedData, add_instance_weights, tokenize_splits
+from ..fine_tuning import fine_tune
 from ..layer_map import parse_layer_map
 from ..lora import LoraSettings
 from ..metakd import DomainCorruption, encoder_prototype_scores
 from ..modeling import EXPERTS_FILE, DomainExperts, MultiDomainModel, load_multi_domain
+from ..per_domain import distill_per_domain
+from ..teacher_training import train_teacher
 from ..trainer import HRKDTrainer
 from ..vocabulary import Method, TeacherType
 from .arguments import RecipeArguments
 from .resume import StageRecord
 
 logger = logging.getLogger(__name__)
-
-#: a column only Meta-KD's trainers read; the other stages train without it
-INSTANCE_WEIGHTS = "instance_weights"
 
 
 @dataclass
@@ -67,6 +66,8 @@ class RunState:
     baseline: MultiDomainModel | None = None
     baseline_args: MultiDomainArguments | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: per training stage that ran in this process: steps, the dev-selected snapshot, time per step
+    trained: dict[str, dict] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     record: StageRecord | None = None
 
@@ -110,9 +111,10 @@ def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDoma
     data = select_domains(data, config.domains)
     if recipe.few_shot_fraction:
         data = few_shot(data, recipe.few_shot_fraction)
+    dev_cap = recipe.max_dev_samples_per_domain or recipe.max_eval_samples_per_domain
     limited = {
         "train": per_domain_head(data["train"], recipe.max_train_samples_per_domain),
-        "dev": per_domain_head(data["dev"], recipe.max_eval_samples_per_domain),
+        "dev": per_domain_head(data["dev"], dev_cap),
         "test": per_domain_head(data["test"], recipe.max_eval_samples_per_domain),
     }
     for split, dataset in limited.items():
@@ -121,21 +123,6 @@ def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDoma
     out = DatasetDict(limited)
     out.skipped = getattr(data, "skipped", {})
     return out
-
-
-def tokenize_splits(data: DatasetDict, tokenizer, max_length: int, teacher_tokenizer=None) -> TokenizedData:
-    domains, labels = domain_names(data), label_names(data)
-    tokenized = {
-        split: tokenize_multi_domain(data[split], tokenizer, max_length, teacher_tokenizer)
-        for split in ("train", "dev", "test")
-    }
-    return TokenizedData(
-        train=tokenized["train"],
-        dev=by_domain(tokenized["dev"], domains),
-        test=by_domain(tokenized["test"], domains),
-        domains=domains,
-        labels=labels,
-    )
 
 
 def expert_root(path: str) -> str:
@@ -262,26 +249,51 @@ def prepare_data(
         teacher_data, data_source,
         record=StageRecord(config.output_dir, config.resume_from_checkpoint, config.process_index == 0),
     )  # fmt: skip
-    if needs_prototype_scores(
-        recipe
-    ):  # Meta-KD's t_i from a pretrained encoder, once for teacher and student
-        with timed(state, "prototype_scores"):
-            source = (
-                recipe.prototype_encoder
-                or recipe.teacher_init
-                or (default_teacher_init() if default_teacher_init else None)
-            )
-            if source is None:
-                raise SystemExit(
-                    "Meta-KD's prototype scores need a pretrained encoder: pass --prototype_encoder"
-                )
-            scores = encoder_prototype_scores(source, data["train"], config.max_length)
-            shared = state.teacher_data is state.student_data
-            state.student_data = add_instance_weights(state.student_data, scores)
-            state.teacher_data = (
-                state.student_data if shared else add_instance_weights(state.teacher_data, scores)
-            )
+    if needs_prototype_scores(recipe):
+        add_prototype_scores(state, default_teacher_init)
     return state
+
+
+def add_prototype_scores(state: RunState, default_teacher_init: Callable[[], str] | None = None) -> None:
+    """Meta-KD's t_i from a pretrained encoder, once for teacher and student data (a column only its
+    trainers read: the other stages train without it)."""
+    recipe = state.recipe
+    with timed(state, "prototype_scores"):
+        source = (
+            recipe.prototype_encoder
+            or recipe.teacher_init
+            or (default_teacher_init() if default_teacher_init else None)
+        )
+        if source is None:
+            raise SystemExit("Meta-KD's prototype scores need a pretrained encoder: pass --prototype_encoder")
+        scores = encoder_prototype_scores(source, state.data["train"], state.config.max_length)
+        shared = state.teacher_data is state.student_data
+        state.student_data = add_instance_weights(state.student_data, scores)
+        state.teacher_data = (
+            state.student_data if shared else add_instance_weights(state.teacher_data, scores)
+        )
+
+
+def stage_arguments(config: HRKDConfig, cls: type, checkpoints: str, **overrides):
+    """A training stage's arguments: ``config`` as ``cls``, checkpoints in ``checkpoints``, and dev
+    picking the snapshot that is kept (the last one when nothing is evaluated)."""
+    return derive_arguments(
+        config, cls, output_dir=checkpoints, load_best_model_at_end=config.eval_strategy != "no",
+        metric_for_best_model="avg_accuracy", save_total_limit=1, **overrides,
+    )  # fmt: skip
+
+
+def training_summary(trainer) -> dict:
+    """What a finished Trainer run tells about itself: steps, the dev-selected snapshot, time per step."""
+    state = trainer.state
+    best = state.best_model_checkpoint
+    runtime = next((e["train_runtime"] for e in reversed(state.log_history) if "train_runtime" in e), None)
+    return {
+        "steps": state.global_step,
+        "best_metric": state.best_metric,
+        "best_checkpoint_step": int(best.rsplit("-", 1)[-1]) if best else None,
+        "seconds_per_step": runtime / max(1, state.global_step) if runtime is not None else None,
+    }
 
 
 # ---------------------------------------------------------------------------- 2. teacher
@@ -309,11 +321,9 @@ def obtain_teacher(state: RunState) -> None:
             state.teacher, state.corruption = load_multi_domain(export), DomainCorruption.load(export)
             state.teacher_trainable = finished["trainable_parameters"]
             return
-        teacher_args = derive_arguments(
-            config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "teacher_checkpoints"),
+        teacher_args = stage_arguments(
+            config, MultiDomainArguments, os.path.join(state.output_dir, "teacher_checkpoints"),
             num_train_epochs=recipe.teacher_num_train_epochs, learning_rate=recipe.teacher_learning_rate,
-            load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
-            save_total_limit=1,
         )  # fmt: skip
         lora = None
         if recipe.teacher_lora_r:
@@ -337,17 +347,9 @@ def obtain_teacher(state: RunState) -> None:
 def distill_student(state: RunState) -> None:
     """Stage 3: distil the teacher into one multi-domain student, or one student per domain."""
     recipe, config = state.recipe, state.config
-    overrides = {}
-    if recipe.few_shot_fraction:
-        logger.info(
-            "few-shot: student learning rate %g (--few_shot_learning_rate)", recipe.few_shot_learning_rate
-        )
-        overrides["learning_rate"] = recipe.few_shot_learning_rate
-    state.distill_args = args = derive_arguments(
-        config, HRKDConfig, output_dir=os.path.join(state.output_dir, "student_checkpoints"),
-        load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
-        save_total_limit=1,
-    )  # fmt: skip
+    state.distill_args = args = stage_arguments(
+        config, HRKDConfig, os.path.join(state.output_dir, "student_checkpoints")
+    )
     export = os.path.join(state.output_dir, "student")
     if state.record.finished("distillation") is not None:
         logger.info("distillation: finished earlier, loading %s", export)
@@ -365,23 +367,15 @@ def distill_student(state: RunState) -> None:
             )  # fmt: skip
         else:
             trainer = fine_tune(
-                state.new_student(state.domains), without_instance_weights(state.student_data), args,
+                state.new_student(state.domains), state.student_data.without_instance_weights(), args,
                 state.tokenizer, export, HRKDTrainer, state.record.checkpoint("distillation"),
                 teacher_model=state.teacher, teacher_processing_class=state.teacher_tokenizer,
             )  # fmt: skip
             trainer.save_training_state(os.path.join(state.output_dir, "training_state"))
             trainer.save_ratio_report(state.output_dir)
             state.student = trainer.student
+            state.trained["distillation"] = {**training_summary(trainer), "ratios": trainer.ratio_history()}
     state.record.mark("distillation")
-
-
-def without_instance_weights(data: TokenizedData) -> TokenizedData:
-    """The data without Meta-KD's weight column (for stages that do not weight examples)."""
-    if INSTANCE_WEIGHTS not in data.train.column_names:
-        return data
-    return TokenizedData(
-        data.train.remove_columns(INSTANCE_WEIGHTS), data.dev, data.test, data.domains, data.labels
-    )
 
 
 # ---------------------------------------------------------------------------- 4. baseline
@@ -389,19 +383,19 @@ def train_baseline(state: RunState) -> None:
     """Stage 4: an equally sized student fine-tuned on the labels alone (same data, same steps)."""
     recipe, config = state.recipe, state.config
     export = os.path.join(state.output_dir, "baseline")
-    state.baseline_args = derive_arguments(
-        config, MultiDomainArguments, output_dir=os.path.join(state.output_dir, "baseline_checkpoints"),
+    state.baseline_args = stage_arguments(
+        config, MultiDomainArguments, os.path.join(state.output_dir, "baseline_checkpoints"),
         learning_rate=recipe.baseline_learning_rate or recipe.teacher_learning_rate,
-        load_best_model_at_end=config.eval_strategy != "no", metric_for_best_model="avg_accuracy",
-        save_total_limit=1,
     )  # fmt: skip
     if state.record.finished("baseline") is not None:
         logger.info("baseline: finished earlier, loading %s", export)
         state.baseline = load_multi_domain(export)
         return
     with timed(state, "baseline"):
-        state.baseline = fine_tune(
-            state.new_student(state.domains), without_instance_weights(state.student_data), state.baseline_args,
+        trainer = fine_tune(
+            state.new_student(state.domains), state.student_data.without_instance_weights(), state.baseline_args,
             state.tokenizer, export, resume_from_checkpoint=state.record.checkpoint("baseline"),
-        ).student  # fmt: skip
+        )  # fmt: skip
+        state.baseline = trainer.student
+        state.trained["baseline"] = training_summary(trainer)
     state.record.mark("baseline")

@@ -12,8 +12,8 @@ import torch
 from ..relational import RelationalBalancer
 from ..vocabulary import LossWeightingKind, RelationalMode
 from .adaptive import GroupDROWeighting, LossProgressWeighting, UniformNoiseWeighting
-from .alignment import GradientAlignmentWeighting, alignment_scores, position_loss_graph
-from .base import LossWeighting, RatioOutput, WeightedLoss
+from .alignment import GradientAlignmentWeighting, alignment_scores, position_loss_graph, position_parameters
+from .base import LossWeighting, RatioOutput, StepView, WeightedLoss
 from .relational import RelationalWeighting
 from .uniform import UniformWeighting
 
@@ -24,23 +24,24 @@ __all__ = [
     "LossWeighting",
     "RatioOutput",
     "RelationalWeighting",
+    "StepView",
     "UniformNoiseWeighting",
     "UniformWeighting",
     "WeightedLoss",
     "alignment_scores",
     "build_weighting",
     "position_loss_graph",
+    "position_parameters",
 ]
 
 
 def build_weighting(args, num_positions: int, num_domains: int, features: int) -> LossWeighting:
-    """The weighting an :class:`~hrkd_trainer.HRKDConfig` asks for. The relational balancer is
-    initialised from ``args.seed`` without touching the global random state."""
-    kind = LossWeightingKind.parse(
-        getattr(args, "loss_weighting", LossWeightingKind.AUTO), "--loss_weighting"
-    )
+    """The weighting an :class:`~hrkd_trainer.HRKDConfig` asks for (``HRKDConfig`` has resolved
+    ``auto`` from the relational mode). The relational balancer is initialised from ``args.seed``
+    without touching the global random state."""
+    kind = LossWeightingKind.parse(args.loss_weighting, "--loss_weighting")
     if kind == LossWeightingKind.AUTO:
-        kind = LossWeightingKind.RELATIONAL if args.relational else LossWeightingKind.UNIFORM
+        raise ValueError("loss_weighting 'auto' is resolved by HRKDConfig: pass an HRKDConfig")
     shape = {"num_positions": num_positions, "num_domains": num_domains, "pred_weight": args.pred_loss_weight}
     if kind == LossWeightingKind.UNIFORM:
         return UniformWeighting(args.pred_loss_weight)

@@ -29,8 +29,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ..capture import find_layer_list
 from .adaptive import _SmoothedSoftmax
-from .base import RatioOutput, WeightedLoss
+from .base import RatioOutput, StepView, WeightedLoss
 
 
 def position_loss_graph(components: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -80,13 +81,24 @@ def alignment_scores(
     return scores
 
 
+def position_parameters(student, student_layers: Sequence[int]) -> list[list[nn.Parameter]]:
+    """θ_m of every distilled position: the embedding parameters other than the word-embedding matrix
+    (position 0), then the parameters of each mapped student layer (1-based ``student_layers``)."""
+    encoder = student.encoder
+    words = encoder.get_input_embeddings().weight
+    embeddings = [
+        p for name, p in encoder.named_parameters() if "embed" in name and p is not words and p.requires_grad
+    ]
+    layers = find_layer_list(encoder)
+    return [embeddings, *(list(layers[k - 1].parameters()) for k in student_layers)]
+
+
 class GradientAlignmentWeighting(_SmoothedSoftmax):
     """First-order learning to reweight per domain and position; the formula is in the module
-    docstring. The trainer calls :meth:`observe` with :func:`alignment_scores` on the steps for
-    which :meth:`wants_scores` is true, before :meth:`forward`."""
+    docstring. On the steps :meth:`wants_scores` picks, :meth:`observe_step` scores the batch with
+    :func:`alignment_scores` and folds the scores into the average, before :meth:`forward`."""
 
     name = "gradient-alignment"
-    needs_alignment = True
 
     def __init__(self, num_positions, num_domains, temperature=0.1, ema=0.9, floor=0.05, every=4, **kw):
         super().__init__(num_positions, num_domains, temperature, ema, floor, **kw)
@@ -100,6 +112,24 @@ class GradientAlignmentWeighting(_SmoothedSoftmax):
     def observe(self, scores: torch.Tensor) -> None:
         """Fold one step's alignment scores ``(P, D)`` into the average."""
         self.fold(scores)
+
+    def observe_step(self, step: StepView) -> None:
+        """Score this step against the student's labelled loss L_y (when :meth:`wants_scores`)."""
+        if not self.wants_scores(step.global_step):
+            return
+        labels = step.inputs.get("labels")
+        if labels is None:
+            raise ValueError(
+                "--loss_weighting gradient-alignment needs the training examples' labels (a 'labels' "
+                "column); use another weighting for unlabelled transfer data"
+            )
+        meta_loss = step.student.classification_loss(
+            step.student_output.logits, labels, step.inputs["domain_ids"]
+        )
+        parameters = position_parameters(step.student, step.student_layers)
+        self.observe(
+            alignment_scores(position_loss_graph(step.components), meta_loss, parameters, step.reduce)
+        )
 
     def forward(self, components, ratios: RatioOutput | None = None) -> WeightedLoss:
         return self.weighted(components, self.current_ratios())

@@ -1,8 +1,10 @@
 """The loss-weights interface: one object maps a step's per-domain, per-position component losses
 to the scalar loss (a loss balancer, as ModelOpt calls it).
 
-A strategy sees the step in two places:
+A strategy sees the step in three places:
 
+0. :meth:`LossWeighting.observe_step`, before the loss is formed: a strategy with a signal from
+   outside the distillation losses (gradient alignment) reads the step's :class:`StepView` there;
 1. :meth:`LossWeighting.ratios`, inside the student wrapper's forward (so that data parallelism sees
    every parameter the strategy trains): ratios from the student's per-domain prototypes, for
    strategies with ``needs_prototypes``; ``None`` for the others.
@@ -15,6 +17,7 @@ its weights from them gives every process the same weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -28,6 +31,21 @@ class RatioOutput:
 
     ratios: torch.Tensor
     similarity: tuple[torch.Tensor, ...] = ()
+
+
+@dataclass
+class StepView:
+    """One training step as :meth:`LossWeighting.observe_step` sees it: the per-domain ``components``
+    (with their graphs), the student's output and the batch, the student model and its mapped layers
+    (1-based), the optimizer step number, and ``reduce`` (a sum over processes)."""
+
+    components: dict[str, torch.Tensor]
+    student_output: object
+    inputs: dict
+    student: nn.Module
+    student_layers: tuple[int, ...]
+    global_step: int
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass
@@ -50,6 +68,9 @@ class LossWeighting(nn.Module):
     name = "base"
     needs_prototypes = False
     needs_step_seed = False
+
+    def observe_step(self, step: StepView) -> None:
+        """Read what the strategy needs of this step beyond its components (default: nothing)."""
 
     def ratios(
         self, prototypes: torch.Tensor | None, generator: torch.Generator | None = None
