@@ -151,7 +151,6 @@ def _kill_resume_load(config: str, device: str, run: str, log, log_path: str) ->
 
 def write_test_rows(run: str) -> None:
     """The run's test rows (the recipe's split, capped as it was) for the fresh-process load."""
-    sys.path.insert(0, ROOT)
     from hrkd_trainer.data import load_vader
     from hrkd_trainer.data.common import per_domain_head
 

@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
 
 import torch
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from transformers import AutoTokenizer
 
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel, tokenize_multi_domain

@@ -46,9 +46,6 @@ from contextlib import contextmanager
 
 import torch
 from torch.nn import functional as F
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from hrkd_trainer import (

@@ -3,7 +3,7 @@
 from .assets import offline_model_path
 from .collate import MultiDomainCollator, check_token_alignment, same_tokenizer, tokenize_multi_domain
 from .config import HRKDConfig, MultiDomainArguments
-from .data.tokenized import TokenizedData, tokenize_splits
+from .data.tokenized import TokenizedData, by_domain, tokenize_splits
 from .distill_model import DistillationModel, HiddenProjections
 from .hub import PublishError, model_card, publish_run, stage_run
 from .layer_map import LayerMap, parse_layer_map, uniform_layer_map
@@ -54,6 +54,7 @@ __all__ = [
     "TokenizedData",
     "UniformWeighting",
     "add_lora",
+    "by_domain",
     "check_token_alignment",
     "distill_per_domain",
     "load_multi_domain",

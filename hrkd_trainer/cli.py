@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .run.recipes import RECIPES, run_named_recipe
+from .run import RECIPES, run_named_recipe
 from .vocabulary import did_you_mean
 
 DEFAULT_RECIPE = "vader"

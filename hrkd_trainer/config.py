@@ -149,6 +149,12 @@ class MultiDomainArguments(TrainingArguments):
     pad_to_multiple_of: int | None = option(
         None, help="Round padded lengths up to a multiple of this (e.g. 8 on GPUs)."
     )
+    export_domain_copies: bool = option(
+        True,
+        help="Exports (student, fine-tuned teacher) hold one AutoModelForSequenceClassification copy per domain "
+        "besides the shared encoder: what you publish. False: the encoder once and the heads in one file, loaded by "
+        "hrkd-trainer only (--teacher, MultiDomainModel.from_pretrained), as checkpoints always are.",
+    )
     remove_unused_columns: bool = option(
         False, help="Kept False: the multi-domain collator needs the domain ids the model does not name."
     )

@@ -17,6 +17,7 @@ import torch
 from datasets import Dataset
 
 from .collate import MultiDomainCollator
+from .data.tokenized import by_domain  # noqa: F401  (release 0.1 imported it from here)
 
 
 def padded_batches(

@@ -34,6 +34,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 
+from .export import is_compact
 from .model_card import model_card, per_domain_models
 from .modeling import EXPERTS_FILE
 from .results import (
@@ -117,6 +118,12 @@ def read_results(run_dir: str) -> dict:
         )
     if not os.path.isdir(student):
         raise PublishError(unfinished.format(f"the folder {student} is missing"))
+    if is_compact(student):
+        raise PublishError(
+            f"{student} was exported with --export_domain_copies false (the encoder once, for hrkd-trainer only): "
+            "the Hub needs one AutoModelForSequenceClassification folder per domain. Re-export it with "
+            "MultiDomainModel.from_pretrained(path).save_pretrained(path)"
+        )
     for relative in model_folders(results):
         folder = os.path.join(student, relative)
         for name in ("config.json", "model.safetensors"):

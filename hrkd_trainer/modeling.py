@@ -5,14 +5,9 @@ HuggingFace: for each domain we keep a ``*ForSequenceClassification`` *shell* wh
 filled, at forward time, with the shared encoder's output for that domain's rows. The encoder runs
 once over the whole super-batch; each head runs on its own rows.
 
-Export layout (``MultiDomainModel.save_pretrained(out)``)::
-
-    out/config.json, model.safetensors      the shared encoder   → AutoModel.from_pretrained(out)
-    out/<domain>/config.json, model.safetensors
-                                            encoder + that head  → AutoModelForSequenceClassification
-                                                                   .from_pretrained(out, subfolder=domain)
-
-Both configs carry ``hrkd_domains`` (the domain list, in id order) and ``id2label``/``label2id``.
+Export layouts (``MultiDomainModel.save_pretrained(out)``): see :mod:`hrkd_trainer.export` (the full
+one, ``AutoModelForSequenceClassification.from_pretrained(out, subfolder=domain)`` per domain; the
+compact one for checkpoints and internal teachers).
 """
 
 from __future__ import annotations
@@ -32,9 +27,9 @@ from transformers.utils import ModelOutput
 
 from .assets import resolve_model_source
 from .capture import AttentionScoreCapture, prepare_for_capture, restore_attention
+from .export import is_compact, load_compact, save_export
 from .heads import check_domain_names, drop_encoder, fresh_head_like, take_encoder
 from .loading import load_quietly
-from .sharded import split_student_state
 
 
 @dataclass
@@ -124,7 +119,10 @@ class MultiDomainModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str, **from_pretrained_kwargs) -> MultiDomainModel:
-        """Load an export written by :meth:`save_pretrained` (local folder or Hub repo)."""
+        """Load an export written by :meth:`save_pretrained`, in either layout (a local folder or a Hub
+        repo in the full one)."""
+        if is_compact(str(path)):
+            return cls(*load_compact(str(path), **from_pretrained_kwargs))
         config = AutoConfig.from_pretrained(path, **from_pretrained_kwargs)
         domains = getattr(config, "hrkd_domains", None)
         if not domains:
@@ -298,39 +296,13 @@ class MultiDomainModel(nn.Module):
         setattr(model, model.base_model_prefix, encoder)
         return model
 
-    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization=True, state_dict=None):
-        """The export layout of the module docstring (student only); ``state_dict``: gathered shards."""
-        os.makedirs(output_dir, exist_ok=True)
-        encoder_state, head_states = split_student_state(self, state_dict) if state_dict else (None, {})
-        implementation = self.encoder.config._attn_implementation
-        restore_attention(self.encoder)
-        try:
-            self.encoder.config.hrkd_domains = list(self.domains)
-            self.encoder.config.hrkd_shared_head = self.shared_head
-            self.encoder.config.id2label = dict(self.id2label)
-            self.encoder.config.label2id = {v: k for k, v in self.id2label.items()}
-            self.encoder.save_pretrained(
-                output_dir, safe_serialization=safe_serialization, state_dict=encoder_state
-            )
-            if tokenizer is not None:
-                tokenizer.save_pretrained(output_dir)
-            for domain in self.domains:
-                head = self.heads[domain]
-                head.config.hrkd_domains = list(self.domains)
-                head.config.hrkd_domain = domain
-                prefix = head.base_model_prefix
-                slot = getattr(head, prefix)
-                setattr(head, prefix, self.encoder)
-                try:
-                    head.save_pretrained(os.path.join(output_dir, domain), safe_serialization=safe_serialization,
-                                         state_dict=head_states.get(domain))  # fmt: skip
-                finally:
-                    setattr(head, prefix, slot)
-                if tokenizer is not None:
-                    tokenizer.save_pretrained(os.path.join(output_dir, domain))
-        finally:
-            if implementation != self.encoder.config._attn_implementation:
-                self.encoder.set_attn_implementation(implementation)
+    def save_pretrained(
+        self, output_dir: str, tokenizer=None, safe_serialization=True, state_dict=None, domain_copies=True
+    ):
+        """The student alone, in the full layout (one AutoModel-loadable copy per domain) or, with
+        ``domain_copies=False``, the compact one (:mod:`hrkd_trainer.export`); ``state_dict``: the full
+        state gathered from shards."""
+        save_export(self, output_dir, tokenizer, safe_serialization, state_dict, domain_copies)
 
     def load_weights_from(self, path: str) -> None:
         """Copy the weights of an export (e.g. a checkpoint) into this model, in place."""
@@ -422,10 +394,12 @@ class DomainExperts(nn.Module):
             logits = logits.index_copy(0, rows, part)
         return MultiDomainOutput(logits=logits)
 
-    def save_pretrained(self, output_dir: str, tokenizer=None, safe_serialization: bool = True) -> None:
+    def save_pretrained(
+        self, output_dir: str, tokenizer=None, safe_serialization: bool = True, domain_copies: bool = True
+    ) -> None:
         for domain in self.domains:
             self.experts[domain].save_pretrained(
-                os.path.join(output_dir, domain), tokenizer, safe_serialization
+                os.path.join(output_dir, domain), tokenizer, safe_serialization, domain_copies=domain_copies
             )
         self.save_index(output_dir)
 

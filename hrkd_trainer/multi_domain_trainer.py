@@ -227,10 +227,11 @@ class MultiDomainTrainer(Trainer):
         return metrics
 
     # ------------------------------------------------------------------ saving and loading
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        self._saving_checkpoint = _internal_call
+    def _save_checkpoint(self, model, trial) -> None:
+        """A checkpoint: the student in the compact layout and the training modules (see :meth:`_save`)."""
+        self._saving_checkpoint = True
         try:
-            super().save_model(output_dir, _internal_call)
+            super()._save_checkpoint(model, trial)
         finally:
             self._saving_checkpoint = False
 
@@ -256,7 +257,11 @@ class MultiDomainTrainer(Trainer):
                 for name, m in self.training_modules().items()
             }
             state_dict = part_state(state_dict, module_path(root, self.student))
-        self.student.save_pretrained(output_dir, tokenizer=self.processing_class, state_dict=state_dict)
+        # a checkpoint holds the encoder once: only hrkd-trainer loads it back (resume, the best snapshot)
+        domain_copies = self.args.export_domain_copies and not self._saving_checkpoint
+        self.student.save_pretrained(
+            output_dir, tokenizer=self.processing_class, state_dict=state_dict, domain_copies=domain_copies
+        )
         torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
         if self._saving_checkpoint:
             save_training_modules(self.training_modules(), output_dir, states)

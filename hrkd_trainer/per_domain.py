@@ -69,7 +69,7 @@ def distill_per_domain(
             )  # fmt: skip
         experts[domain] = trainer.student
     students = DomainExperts(experts, data.domains)
-    students.save_pretrained(output_dir, tokenizer)
+    students.save_pretrained(output_dir, tokenizer, domain_copies=config.export_domain_copies)
     return students
 
 

@@ -21,9 +21,15 @@ from .results import (
     write_results,
     write_test_predictions,
 )
-from .run.arguments import RecipeArguments, check_recipe, parse_recipe_args, require_inputs
-from .run.runner import run_recipe
-from .run.stages import expert_root, prepare_splits
+from .run import (
+    RecipeArguments,
+    check_recipe,
+    expert_root,
+    parse_recipe_args,
+    prepare_splits,
+    require_inputs,
+    run_recipe,
+)
 from .teacher_training import TEACHER_TYPES
 from .vocabulary import Method
 

@@ -115,6 +115,17 @@ def weights_bytes(folder: str | None, domain: str) -> int | None:
     return total or None
 
 
+def model_bytes(model) -> int:
+    """Bytes of the weights one domain's classifier holds (the encoder with that domain's head), what
+    ``AutoModelForSequenceClassification`` loads, counted from the tensors (a safetensors file of it
+    adds a small header): the size of the deployed model without writing it to disk."""
+    domain = model.domains[0]
+    if not hasattr(model, "domain_model"):  # per-domain experts: one expert is one deployed model
+        model = model.restrict([domain])
+    tensors = {t.data_ptr(): t for t in model.domain_model(domain).state_dict().values()}
+    return sum(t.numel() * t.element_size() for t in tensors.values())
+
+
 def build_results(
     *,
     domains: Sequence[str],

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from hrkd_trainer.run.recipes import RECIPES, run_named_recipe
+from hrkd_trainer.run import RECIPES, run_named_recipe
 
 DEFAULT_CONFIG = RECIPES["vader"].config
 

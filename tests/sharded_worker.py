@@ -81,9 +81,10 @@ def main() -> None:
 
     gathered = full_state(model)  # collective
     export = os.path.join(args.out, "export")
-    trainer._saving_checkpoint = True  # a checkpoint: export + training modules
+    trainer._saving_checkpoint = True  # a checkpoint: the student (compact layout) + training modules
     trainer._save(export, state_dict=gathered if args.shard else None)
-    trainer._saving_checkpoint = False
+    trainer._saving_checkpoint = False  # the final export: one AutoModel-loadable copy per domain
+    trainer._save(os.path.join(args.out, "full"), state_dict=gathered if args.shard else None)
     # what the recipes write after training
     trainer.save_training_state(os.path.join(args.out, "training_state"))
     if torch.distributed.is_initialized():

@@ -1,17 +1,23 @@
 """The house rules of docs/architecture.md, read off the source so that they cannot quietly break:
 no import cycle among the package's modules (imports inside functions included), no module over
-the size limit, and the library never imports the recipe runner or a recipe."""
+the size limit, the library never imports the recipe runner, the studies, a recipe or a benchmark,
+nothing outside ``run/`` reaches into its modules, and ``benchmarks/`` uses public names only and
+never edits ``sys.path``."""
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hrkd_trainer"
 ROOT = "hrkd_trainer"
 MAX_LINES = 450
-#: the runner and its 0.1 shim; everything else is "the library"
-RUNNER = ("hrkd_trainer.run", "hrkd_trainer.pipeline", "hrkd_trainer.cli", "hrkd_trainer.__main__")
+#: the runner, the studies built on it, and the 0.1 shim; everything else is "the library"
+RUNNER = (
+    "hrkd_trainer.run", "hrkd_trainer.study", "hrkd_trainer.pipeline", "hrkd_trainer.cli", "hrkd_trainer.__main__",
+)  # fmt: skip
+REPO = PACKAGE.parent
 
 
 def module_name(path: Path) -> tuple[str, bool]:
@@ -91,10 +97,69 @@ def test_the_library_never_imports_the_runner_or_a_recipe():
             continue
         reached = sorted(t for t in targets if t.startswith(RUNNER))
         assert not reached, f"{module} imports {reached}"
-    for path in PACKAGE.rglob("*.py"):
+    for path in PACKAGE.rglob("*.py"):  # the scripts in recipes/ (run/recipes.py is the runner's own)
         assert "recipes" not in {
-            a.module for a in ast.walk(ast.parse(path.read_text())) if isinstance(a, ast.ImportFrom)
+            a.module
+            for a in ast.walk(ast.parse(path.read_text()))
+            if isinstance(a, ast.ImportFrom) and not a.level
         }
+
+
+def imports_of(path: Path) -> list[tuple[str, str]]:
+    """``(module, name)`` of every absolute ``from hrkd_trainer... import name`` and ``import
+    hrkd_trainer...`` (name ``""``) in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith(ROOT):
+            found += [(node.module, alias.name) for alias in node.names]
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, "") for alias in node.names if alias.name.startswith(ROOT)]
+    return found
+
+
+def test_the_study_layer_is_above_the_runner_and_nothing_outside_run_reaches_into_it():
+    graph = import_graph()
+    for module, targets in graph.items():
+        if module.startswith("hrkd_trainer.run"):
+            assert not [t for t in targets if t.startswith("hrkd_trainer.study")], module
+            continue
+        inner = sorted(t for t in targets if t.startswith("hrkd_trainer.run."))
+        assert not inner, (
+            f"{module} imports the runner's internals {inner}: use the names of hrkd_trainer.run"
+        )
+    outside = [*(REPO / "recipes").glob("*.py"), *(REPO / "benchmarks").glob("*.py"), REPO / "hub_upload.py"]
+    for path in outside:
+        inner = [m for m, _ in imports_of(path) if m.startswith("hrkd_trainer.run.")]
+        assert not inner, f"{path.name} imports {inner}: use the names of hrkd_trainer.run"
+
+
+def test_the_library_never_imports_a_benchmark():
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"^\s*(from|import)\s+benchmarks\b", text, re.M), path
+        assert not ("importlib" in text and "benchmarks" in text), f"{path} loads a benchmark script"
+
+
+def test_benchmarks_use_public_names_only_and_leave_sys_path_alone():
+    import importlib
+
+    scripts = sorted((REPO / "benchmarks").glob("*.py"))
+    assert scripts
+    for path in scripts:
+        assert "sys.path" not in path.read_text(), f"{path.name} edits sys.path"
+        for module, name in imports_of(path):
+            assert not any(part.startswith("_") for part in module.split(".")), (path.name, module)
+            assert not name.startswith("_"), (path.name, module, name)
+            public = getattr(importlib.import_module(module), "__all__", None)
+            if name and public is not None:
+                assert name in public, f"{path.name}: {name} is not among {module}'s public names"
+
+
+def test_benchmarks_stay_thin():
+    lines = sum(len(p.read_text().splitlines()) for p in (REPO / "benchmarks").glob("*.py"))
+    assert lines <= 1500, (
+        f"benchmarks/ has {lines} lines of Python: move the protocol into hrkd_trainer.study"
+    )
 
 
 def test_no_module_is_over_the_size_limit():

@@ -137,6 +137,9 @@ def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_
     assert sorted(p.name for p in (target / "hrkd_trainer" / "configs").glob("*.yaml")) == [
         "amazon.yaml", "mnli.yaml", "vader.yaml", "vader_mpnet.yaml",
     ]  # fmt: skip
+    assert sorted(p.name for p in (target / "hrkd_trainer" / "studies").glob("*.yaml")) == [
+        "compression.yaml", "report.yaml", "weighting.yaml",
+    ]  # fmt: skip
     path = tmp_path / "data.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["review", "label", "site"])
@@ -152,6 +155,9 @@ def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_
     results = json.loads((tmp_path / "runs" / "own" / "results.json").read_text())
     assert results["domains"] == ["tweets", "nyt_editorials"]
     assert "[hrkd]" in run.stderr  # the package's progress lines are shown
+    study = subprocess.run([sys.executable, "-m", "hrkd_trainer.study", "--help"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert study.returncode == 0 and "weighting" in study.stdout  # the shipped studies travel too
 
 
 @pytest.mark.packaging

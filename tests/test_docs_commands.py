@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from hrkd_trainer.hub_cli import build_parser as hub_parser
 from hrkd_trainer.run import parse_recipe_args
@@ -55,6 +56,8 @@ def kind(command: str) -> str:
         return "make"
     if words[0] == "pip":
         return "pip"
+    if words[0] == "hrkd-study" or words[:3] == ["python", "-m", "hrkd_trainer.study"]:
+        return "study"
     if words[0] == "hrkd-distill" or words[:3] == ["python", "-m", "hrkd_trainer"]:
         return "cli-parse"
     if "accelerate" in words[0] or "--push_to_hub" in words:
@@ -79,7 +82,7 @@ def kind(command: str) -> str:
 
 def test_every_documented_command_has_a_check():
     kinds = {kind(c) for _, c in COMMANDS}
-    assert {"recipe-run", "recipe-parse", "benchmark", "hub-run", "case-study", "help"} <= kinds
+    assert {"recipe-run", "recipe-parse", "benchmark", "study", "hub-run", "case-study", "help"} <= kinds
 
 
 @pytest.mark.parametrize("command", [c for _, c in COMMANDS if kind(c) == "cli-parse"])
@@ -195,6 +198,22 @@ def test_documented_benchmark_flags_exist(command):
             parse_recipe_args([*shlex.split(word), "--output_dir", "x"])
         elif word.startswith("--"):
             assert word in help_text, f"{script} has no {word}"
+
+
+@pytest.mark.parametrize("command", [c for _, c in COMMANDS if kind(c) == "study"])
+def test_documented_study_commands_parse_with_every_row(command):
+    """A documented study command: its flags, preset, overrides and every row's recipe flags parse; the
+    pages it fills have the study's block."""
+    from hrkd_trainer.study.cli import build_parser, study_run
+
+    words = shlex.split(command)
+    args = build_parser().parse_args(words[3:] if words[0] == "python" else words[1:])
+    if not torch.cuda.is_available():  # a GPU preset's bf16 is refused by TrainingArguments on a CPU
+        args.set = [*args.set, "bf16=false"]
+    run = study_run(args)
+    run.check_flags()
+    for doc in args.doc:
+        assert f"<!-- study:{run.study.name}-{run.preset.name}:begin" in (ROOT / doc).read_text(), doc
 
 
 @pytest.mark.parametrize("command", [c for _, c in COMMANDS if kind(c) == "hub-parse"])

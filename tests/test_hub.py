@@ -147,6 +147,20 @@ def test_card_names_the_teacher_from_results(hrkd_run, tmp_path):
     assert str(tmp_path) not in (tmp_path / "a" / "README.md").read_text()  # no local paths leak
 
 
+def test_a_compact_student_export_is_refused_with_the_fix(hrkd_run, tmp_path):
+    import shutil
+
+    from hrkd_trainer.modeling import MultiDomainModel
+
+    run = tmp_path / "run"
+    shutil.copytree(hrkd_run, run)
+    student = MultiDomainModel.from_pretrained(str(run / "student"))
+    shutil.rmtree(run / "student")
+    student.save_pretrained(str(run / "student"), domain_copies=False)
+    with pytest.raises(PublishError, match="--export_domain_copies false"):
+        stage_run(str(run), str(tmp_path / "stage"), "me/student")
+
+
 def test_dry_run_folder_loads_without_hrkd_trainer(hrkd_run, tmp_path):
     """The acceptance check: a fresh process with plain transformers loads every domain through
     AutoModel, AutoModelForSequenceClassification and pipeline, runs the card's snippet, and gets

@@ -57,6 +57,67 @@ def test_export_round_trip_identical_outputs(fixture, request, tmp_path):
         assert torch.allclose(reloaded(ids, mask, domain_ids=domains).logits, mixed, atol=1e-6)
 
 
+@pytest.mark.parametrize("fixture", ["bert_teacher_dir", "mpnet_dir"])
+@pytest.mark.parametrize("shared_head", [False, True])
+def test_the_compact_layout_holds_the_encoder_once_and_loads_the_same_model(
+    fixture, shared_head, request, tmp_path
+):
+    from hrkd_trainer.export import HEADS_CONFIG, HEADS_WEIGHTS
+    from hrkd_trainer.modeling import DomainExperts, load_multi_domain
+
+    path = request.getfixturevalue(fixture)
+    model = MultiDomainModel.from_encoder(
+        path, DOMAINS, ["neg", "pos"], seed=0, shared_head=shared_head
+    ).eval()
+    with torch.no_grad():  # heads that differ from a fresh initialisation
+        for head in model.heads.values():
+            for parameter in head.parameters():
+                parameter.add_(0.25)
+    ids, mask = _batch()
+    domains = torch.tensor([0, 0, 1, 1, 2, 2])
+    model.save_pretrained(str(tmp_path / "full"))
+    model.save_pretrained(str(tmp_path / "compact"), domain_copies=False)
+    assert (tmp_path / "compact" / HEADS_CONFIG).exists() and not (tmp_path / "compact" / DOMAINS[0]).exists()
+
+    def size(folder):
+        return sum(f.stat().st_size for f in folder.rglob("*.safetensors"))
+
+    assert size(tmp_path / "compact") * len(DOMAINS) < size(
+        tmp_path / "full"
+    )  # the encoder once, not D+1 times
+    state = torch.random.get_rng_state()
+    reloaded = MultiDomainModel.from_pretrained(str(tmp_path / "compact")).eval()
+    assert torch.equal(torch.random.get_rng_state(), state)  # rebuilding the heads draws nothing
+    assert (
+        reloaded.shared_head == shared_head
+        and reloaded.domains == DOMAINS
+        and reloaded.id2label == model.id2label
+    )
+    with torch.no_grad():
+        assert torch.equal(
+            reloaded(ids, mask, domain_ids=domains).logits, model(ids, mask, domain_ids=domains).logits
+        )
+    full = model.state_dict()
+    assert {k: v for k, v in reloaded.state_dict().items()}.keys() == full.keys()
+    assert all(torch.equal(v, full[k]) for k, v in reloaded.state_dict().items())
+    # one expert per domain (a 'single' teacher) in the compact layout too
+    experts = DomainExperts(
+        {d: MultiDomainModel.from_encoder(path, [d], ["neg", "pos"], seed=i) for i, d in enumerate(DOMAINS)},
+        DOMAINS,
+    )
+    experts.save_pretrained(str(tmp_path / "experts"), domain_copies=False)
+    back, experts = load_multi_domain(str(tmp_path / "experts")).eval(), experts.eval()
+    with torch.no_grad():
+        assert torch.equal(
+            back(ids, mask, domain_ids=domains).logits, experts(ids, mask, domain_ids=domains).logits
+        )
+    import safetensors.torch
+
+    heads = safetensors.torch.load_file(tmp_path / "compact" / HEADS_WEIGHTS)
+    prefix = model.heads[DOMAINS[0]].base_model_prefix + "."
+    assert heads and not any(k.split(".", 1)[1].startswith(prefix) for k in heads)  # no encoder weights
+
+
 def test_heads_are_independent_and_encoder_is_shared(bert_teacher_dir):
     model = MultiDomainModel.from_encoder(bert_teacher_dir, DOMAINS, ["neg", "pos"], seed=0)
     weights = [model.heads[d].classifier.weight for d in DOMAINS]

@@ -16,6 +16,7 @@ import torch
 from transformers import AutoModel, AutoModelForSequenceClassification
 
 from hrkd_trainer import HRKDConfig, HRKDTrainer, MultiDomainModel
+from hrkd_trainer.export import HEADS_WEIGHTS
 from hrkd_trainer.sharded import is_sharded, module_path, part_state, split_student_state, with_prefix
 from hrkd_trainer.training_state import AUX_WEIGHTS_NAME
 
@@ -119,7 +120,7 @@ def test_a_checkpoint_restores_the_shards_exactly(runs):
 def test_the_sharded_export_is_the_gathered_student_and_loads_with_auto_classes(runs, tokenizer):
     tmp, _, _ = runs
     gathered = torch.load(tmp / "two" / "final.pt")
-    export = tmp / "two" / "export"
+    export = tmp / "two" / "export"  # the checkpoint (compact) and the final export (one copy per domain)
     encoder = safetensors.torch.load_file(export / "model.safetensors")
     assert encoder.keys() == part_state(gathered, "student.encoder").keys()
     for key, value in encoder.items():
@@ -135,9 +136,11 @@ def test_the_sharded_export_is_the_gathered_student_and_loads_with_auto_classes(
     batch = tokenizer(["good film", "a bad book"], return_tensors="pt", padding=True)
     assert AutoModel.from_pretrained(export)(**batch).last_hidden_state.isfinite().all()
     for domain in DOMAINS:
-        sharded = AutoModelForSequenceClassification.from_pretrained(export, subfolder=domain).eval()
+        sharded = AutoModelForSequenceClassification.from_pretrained(
+            tmp / "two" / "full", subfolder=domain
+        ).eval()
         single = AutoModelForSequenceClassification.from_pretrained(
-            tmp / "one" / "export", subfolder=domain
+            tmp / "one" / "full", subfolder=domain
         ).eval()
         with torch.no_grad():
             logits_two, logits_one = sharded(**batch).logits, single(**batch).logits
@@ -163,17 +166,27 @@ def test_gathered_state_dict_is_split_into_export_parts(
     assert module_path(root, trainer.training_modules()["relational"]) == "weighting.balancer"
     state = {k: v.clone() for k, v in root.state_dict().items()}
     state = {k: (v + 0.5 if v.is_floating_point() else v) for k, v in state.items()}  # not the model's own
-    trainer._saving_checkpoint = True
+    trainer._saving_checkpoint = True  # a checkpoint: the compact layout and the training modules
     trainer._save(str(tmp_path / "from_dict"), state_dict=state)
-    written = safetensors.torch.load_file(tmp_path / "from_dict" / "model.safetensors")
-    for key, value in written.items():
-        assert torch.equal(value, state[f"student.encoder.{key}"]), key
-    head = safetensors.torch.load_file(tmp_path / "from_dict" / DOMAINS[0] / "model.safetensors")
+    trainer._saving_checkpoint = False  # the export: one AutoModel-loadable copy per domain
+    trainer._save(str(tmp_path / "export"), state_dict=state)
     encoder, heads = split_student_state(trainer.student, part_state(state, "student"))
+    for folder in ("from_dict", "export"):
+        written = safetensors.torch.load_file(tmp_path / folder / "model.safetensors")
+        assert encoder.keys() == written.keys()
+        for key, value in written.items():
+            assert torch.equal(value, state[f"student.encoder.{key}"]), key
+    head = safetensors.torch.load_file(tmp_path / "export" / DOMAINS[0] / "model.safetensors")
     assert head.keys() == heads[DOMAINS[0]].keys()
     for key, value in head.items():
         assert torch.equal(value, heads[DOMAINS[0]][key]), key
-    assert encoder.keys() == written.keys()
+    compact = safetensors.torch.load_file(tmp_path / "from_dict" / HEADS_WEIGHTS)  # heads without the encoder
+    assert {k.split(".", 1)[0] for k in compact} == set(DOMAINS) and not (
+        tmp_path / "from_dict" / DOMAINS[0]
+    ).exists()
+    for key, value in compact.items():
+        domain, rest = key.split(".", 1)
+        assert torch.equal(value, heads[domain][rest]), key
     assert with_prefix({"a": 1}, "x") == {"x.a": 1} and with_prefix({"a": 1}, "") == {"a": 1}
     modules = safetensors.torch.load_file(tmp_path / "from_dict" / AUX_WEIGHTS_NAME)
     for key, value in modules.items():

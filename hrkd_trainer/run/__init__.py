@@ -1,19 +1,46 @@
 """The recipe runner: flags and YAML (:mod:`.arguments`), the run as named stages (:mod:`.stages`,
-:mod:`.report`). The library never imports this package; recipes, the CLI and benchmarks do."""
+:mod:`.report`), the shipped recipes (:mod:`.recipes`). The library never imports this package; the
+CLI, the studies (:mod:`hrkd_trainer.study`), recipes and benchmarks do, through the names below only."""
 
 from ..data.tokenized import tokenize_splits
 from .arguments import RecipeArguments, build_parser, check_recipe, parse_recipe_args, require_inputs
-from .runner import run_recipe
-from .stages import RunState, prepare_splits
+from .own_data import load_own_data
+from .recipes import RECIPES, Recipe, run_named_recipe
+from .resume import StageRecord
+from .runner import configure_logging, run_recipe
+from .stages import (
+    RunState,
+    add_prototype_scores,
+    distill_student,
+    expert_root,
+    needs_prototype_scores,
+    obtain_teacher,
+    prepare_data,
+    prepare_splits,
+    train_baseline,
+)
 
 __all__ = [
+    "RECIPES",
+    "Recipe",
     "RecipeArguments",
     "RunState",
+    "StageRecord",
+    "add_prototype_scores",
     "build_parser",
     "check_recipe",
+    "configure_logging",
+    "distill_student",
+    "expert_root",
+    "load_own_data",
+    "needs_prototype_scores",
+    "obtain_teacher",
     "parse_recipe_args",
+    "prepare_data",
     "prepare_splits",
     "require_inputs",
+    "run_named_recipe",
     "run_recipe",
     "tokenize_splits",
+    "train_baseline",
 ]

@@ -1,0 +1,258 @@
+"""The work of one study invocation: its tasks, in order, run in this process or ``--jobs`` worker
+processes, and the teachers deleted once no unfinished task needs them.
+
+A task is ``("section", NAME, SEED)`` (every row of a section at one seed on the preset's share),
+``("lr", NAME, LR)`` (one candidate of a few-shot section's learning rate: its rows at the first seed
+and the second-smallest rate) or ``("few_shot", NAME, SEED, RATE)``. The candidates come first (the
+few-shot tasks need dev's choice), then the tasks seed by seed, so that a seed's teachers are needed
+for a short stretch of the run and its scratch stays small.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+from ..results import write_json
+from .cells import run_cell
+from .share import Share, parse_flags, preset_learning_rate
+from .spec import FINE_TUNE, Preset, Row, Section, Study
+from .store import cell_path, choice_file, read_json, share_name
+
+logger = logging.getLogger(__name__)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@dataclass
+class StudyRun:
+    """One invocation: the study, its preset, the seeds, rows and sections asked for, the folders."""
+
+    study: Study
+    preset: Preset
+    out: str
+    scratch: str
+    seeds: list[int]
+    sections: list[str]
+    rows: list[str] | None = None
+    data_path: str | None = None
+    shares: dict = field(default_factory=dict)
+    default_learning_rate: float | None = None
+
+    def share(self, fraction: float) -> Share:
+        fraction = round(fraction, 6)
+        if fraction not in self.shares:
+            self.shares[fraction] = Share(
+                self.study, self.preset, fraction, self.scratch, self.out, self.data_path
+            )
+        return self.shares[fraction]
+
+    def section_rows(self, name: str) -> list[Row]:
+        return self.study.section_rows(name, self.rows)
+
+    def learning_rate(self, row: Row, chosen: float | None = None) -> float:
+        """A row's learning rate: its own, else dev's few-shot choice, else the preset's."""
+        if row.learning_rate is not None:
+            return row.learning_rate
+        if chosen is not None:
+            return chosen
+        if self.default_learning_rate is None:
+            self.default_learning_rate = preset_learning_rate(self.preset)
+        return self.default_learning_rate
+
+    def check_flags(self) -> None:
+        """Every row's flags through the recipe parser, before anything trains."""
+        for name in self.sections:
+            for row in self.section_rows(name):
+                flags = dict(row.flags)
+                if row.method != FINE_TUNE:
+                    flags.update(method=row.method, teacher_type=row.teacher)
+                try:
+                    parse_flags(self.preset, {**flags, "data_path": self.data_path})
+                except SystemExit as err:
+                    detail = err.code if isinstance(err.code, str) else "see the error above"
+                    raise SystemExit(
+                        f"{self.study.path}: rows.{row.key} with preset {self.preset.name}: {detail}"
+                    ) from None
+
+    # ------------------------------------------------------------------ what each task trains
+    def cells_of(self, task: tuple) -> list[tuple[float, Row, int, float]]:
+        """``(fraction, row, seed, learning rate)`` of every cell of ``task``."""
+        kind, name, *values = task
+        section, few = self.study.sections[name], self.preset.few_shot
+        if kind == "section":
+            return [
+                (self.preset.train_fraction, r, values[0], self.learning_rate(r))
+                for r in self.section_rows(name)
+            ]
+        if kind == "lr":
+            fraction = few.pool * few.choice_rate
+            return [
+                (fraction, r, self.seeds[0], self.learning_rate(r, values[0]))
+                for r in self.section_rows(name)
+            ]
+        chosen = self.few_shot_choice(section)["learning_rate"] if self.choice_made(section) else None
+        return [
+            (few.pool * values[1], r, values[0], self.learning_rate(r, chosen))
+            for r in self.section_rows(name)
+        ]
+
+    def run_task(self, task: tuple) -> None:
+        if task[0] == "few_shot":
+            self.few_shot_choice(self.study.sections[task[1]])
+        for fraction, row, seed, learning_rate in self.cells_of(task):
+            begin = time.time()
+            fresh = not os.path.exists(cell_path(self.out, fraction, seed, row.key, learning_rate))
+            result = run_cell(self.share(fraction), row, seed, learning_rate)
+            if fresh:
+                log(f"{share_name(fraction)} seed {seed} {row.key} lr {learning_rate:g}: test average "
+                    f"{100 * result['test_accuracy']['average']:.2f} ({time.time() - begin:.0f} s)")  # fmt: skip
+
+    def teachers_of(self, task: tuple) -> set[str]:
+        """The scratch folders of the teachers ``task`` would train or load."""
+        kind, name, *values = task
+        few = self.preset.few_shot
+        if kind == "section":
+            fraction, seed = self.preset.train_fraction, values[0]
+        elif kind == "lr":
+            fraction, seed = few.pool * few.choice_rate, self.seeds[0]
+        else:
+            fraction, seed = few.pool * values[1], values[0]
+        share = os.path.join(self.scratch, share_name(fraction), f"seed{self.preset.teacher_seed_for(seed)}")
+        return {os.path.join(share, f"teacher-{r.teacher}") for r in self.section_rows(name) if r.teacher}
+
+    def finished(self, task: tuple) -> bool:
+        if task[0] == "few_shot" and not self.choice_made(self.study.sections[task[1]]):
+            return False
+        return all(
+            os.path.exists(cell_path(self.out, f, s, r.key, lr)) for f, r, s, lr in self.cells_of(task)
+        )
+
+    # ------------------------------------------------------------------ the few-shot learning rate
+    def choice_path(self, section: Section) -> str:
+        return os.path.join(self.out, choice_file(section.name))
+
+    def choice_made(self, section: Section) -> bool:
+        return os.path.exists(self.choice_path(section))
+
+    def few_shot_choice(self, section: Section) -> dict:
+        """Dev chooses the few-shot learning rate: of the candidates, the best mean dev average over
+        the section's rows at the first seed and the second-smallest rate (its cells must be done)."""
+        path = self.choice_path(section)
+        if os.path.exists(path):
+            return read_json(path)
+        few, seed, rows = self.preset.few_shot, self.seeds[0], self.section_rows(section.name)
+        fraction = few.pool * few.choice_rate
+        dev = {}
+        for lr in few.learning_rates:
+            runs = [
+                read_json(cell_path(self.out, fraction, seed, r.key, self.learning_rate(r, lr))) for r in rows
+            ]
+            dev[lr] = sum(r["dev_accuracy"]["average"] for r in runs) / len(runs)
+        chosen = max(dev, key=dev.get)
+        choice = {"learning_rate": chosen, "rate": few.choice_rate, "seed": seed, "rows": [r.key for r in rows],
+                  "dev_average": {f"{k:g}": v for k, v in dev.items()}}  # fmt: skip
+        write_json(path, choice)
+        log(f"few-shot learning rate chosen on dev: {chosen:g} ({choice['dev_average']})")
+        return choice
+
+
+def tasks_of(run: StudyRun) -> list[tuple]:
+    """The invocation's tasks in order: few-shot learning-rate candidates, then seed by seed every
+    section and every few-shot rate (the largest first)."""
+    few_shot = [n for n in run.sections if run.study.sections[n].few_shot]
+    tasks = [("lr", name, lr) for name in few_shot for lr in run.preset.few_shot.learning_rates]
+    for seed in run.seeds:
+        for name in run.sections:
+            if name in few_shot:
+                tasks += [
+                    ("few_shot", name, seed, rate) for rate in sorted(run.preset.few_shot.rates, reverse=True)
+                ]
+            else:
+                tasks.append(("section", name, seed))
+    return tasks
+
+
+def task_name(task: tuple) -> str:
+    return "-".join(str(v) if isinstance(v, str) else f"{v:g}" for v in task)
+
+
+def prune_teachers(run: StudyRun, unfinished: list[tuple]) -> list[str]:
+    """Delete the scratch teachers no unfinished task needs (a later need retrains them, to the same
+    weights); returns the folders deleted."""
+    needed = set().union(*(run.teachers_of(t) for t in unfinished)) if unfinished else set()
+    deleted = []
+    for share in os.listdir(run.scratch) if os.path.isdir(run.scratch) else []:
+        for seed in os.listdir(os.path.join(run.scratch, share)) if share.startswith("f") else []:
+            folder = os.path.join(run.scratch, share, seed)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                path = os.path.join(folder, name)
+                if name.startswith("teacher-") and os.path.isdir(path) and path not in needed:
+                    shutil.rmtree(path)
+                    deleted.append(path)
+    return deleted
+
+
+def run_tasks(run: StudyRun, tasks: list[tuple], jobs: int, worker: list[str]) -> None:
+    """Run ``tasks``, in this process or ``jobs`` at a time in worker processes (``worker + [--task
+    ...]``, each with its share of the CPU threads); a few-shot task starts once every learning-rate
+    candidate has finished. Teachers are pruned after each task."""
+    pending = [t for t in tasks if not run.finished(t)]
+    prune_teachers(run, pending)
+    if jobs == 1:
+        while pending:
+            run.run_task(pending[0])
+            pending.pop(0)
+            prune_teachers(run, pending)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    logs = os.path.join(run.scratch, "logs")
+    os.makedirs(logs, exist_ok=True)
+    running: dict = {}
+    try:
+        while pending or running:
+            for task, process in list(running.items()):
+                if process.poll() is None:
+                    continue
+                del running[task]
+                if process.returncode:
+                    raise SystemExit(
+                        f"study task {task_name(task)} failed (exit {process.returncode}); see {logs}/{task_name(task)}.log"
+                    )
+                log(f"task {task_name(task)} finished")
+                prune_teachers(run, [*pending, *running])
+            candidates_done = not any(t[0] == "lr" for t in [*pending, *running])
+            startable = [t for t in pending if t[0] != "few_shot" or candidates_done]
+            while startable and len(running) < jobs:
+                task = startable.pop(0)
+                pending.remove(task)
+                if task[0] == "few_shot":
+                    run.few_shot_choice(run.study.sections[task[1]])
+                with open(os.path.join(logs, f"{task_name(task)}.log"), "a") as handle:
+                    command = [*worker, "--task", *(str(v) if isinstance(v, str) else f"{v:g}" for v in task)]
+                    running[task] = subprocess.Popen(
+                        command, stdout=handle, stderr=subprocess.STDOUT, env=env
+                    )
+                log(f"task {task_name(task)} started (pid {running[task].pid}, {threads} threads)")
+            time.sleep(2)
+    finally:  # stopped (a failed task, Ctrl-C, SIGTERM): no worker outlives the study
+        for process in running.values():
+            if process.poll() is None:
+                process.terminate()
+
+
+def parse_task(values: list[str]) -> tuple:
+    """A task from its ``--task`` words (the inverse of the worker command)."""
+    kind, name, *numbers = values
+    if kind == "lr":
+        return (kind, name, float(numbers[0]))
+    if kind == "section":
+        return (kind, name, int(numbers[0]))
+    return (kind, name, int(numbers[0]), float(numbers[1]))
