@@ -15,7 +15,16 @@ import os
 import time
 
 from hrkd_trainer.significance import paired_t
-from hrkd_trainer.study import Summariser, interval, load_runs, load_study, p_value, paired, pct
+from hrkd_trainer.study import (
+    Summariser,
+    few_shot_table,
+    interval,
+    load_runs,
+    load_study,
+    p_value,
+    paired,
+    pct,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEACHER_LABELS = {
@@ -208,24 +217,8 @@ def markdown(args, summary: dict, plots: dict) -> str:
             f"trains at least {preset['min_steps']} steps. Student learning rate {choice['learning_rate']:g}, "
             f"chosen on dev among {', '.join(f'{k} (dev {100 * v:.1f})' for k, v in choice['dev_average'].items())} "
             f"at seed {choice['seed']} and rate {choice['rate']:.0%}.", "",
-            "| rate | train | " + " | ".join(LABELS[k] for k in FEW_SHOT_ROWS) + " |",
-            "|---" * (len(FEW_SHOT_ROWS) + 2) + "|",
         ]  # fmt: skip
-        for rate, entry in few["rates"].items():
-            cells = []
-            for key in FEW_SHOT_ROWS:
-                row = entry["rows"].get(key)
-                if not row:
-                    cells.append("–")
-                    continue
-                text = pct(row["average"])
-                if key != few["base"]:
-                    gain = row["improvement_rate"]
-                    text += f"; {gain['mean']:+.1f} ± {gain['std']:.1f} %; Δ {interval(row['vs_base']['average'])}"
-                cells.append(text)
-            lines.append(
-                f"| {float(rate):.0%} | {sum(entry['train_sizes'].values())} | " + " | ".join(cells) + " |"
-            )
+        lines += few_shot_table(few, list(FEW_SHOT_ROWS), LABELS)
         lines += [
             "", "Each cell: average test accuracy; improvement rate over BERT-single → TinyBERT-KD (%, mean ± std over "
             "seeds, as Figure 2 plots it); Δ in points against it with the paired 95 % interval.", "",

@@ -11,7 +11,7 @@ teachers), :mod:`.cells` (one cell), :mod:`.plan` (tasks, worker processes, scra
 """
 
 from .cli import main
-from .markdown import interval, p_value, pct, replace_block, summary_markdown
+from .markdown import few_shot_table, interval, p_value, pct, replace_block, summary_markdown
 from .spec import FINE_TUNE, FewShot, Preset, Row, Section, Study, StudyError, load_study, study_names
 from .store import FinishedRuns, cell_path, load_runs, read_json, teacher_path
 from .summary import Summariser, accuracy_summary, paired
@@ -28,6 +28,7 @@ __all__ = [
     "Summariser",
     "accuracy_summary",
     "cell_path",
+    "few_shot_table",
     "interval",
     "load_runs",
     "load_study",

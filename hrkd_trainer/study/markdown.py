@@ -110,17 +110,11 @@ def measured_table(rows: dict) -> list[str]:
     return lines
 
 
-def few_shot_lines(section: dict, rows: dict) -> list[str]:
-    order = list(dict.fromkeys(k for entry in section["rates"].values() for k in entry["rows"]))
-    choice = section["learning_rate"]
+def few_shot_table(section: dict, order: list[str], labels: dict[str, str]) -> list[str]:
+    """A few-shot section as a table: per rate, each row's average accuracy and, but for the base row,
+    its improvement rate over the base (mean ± std over seeds) and the paired Δ in points."""
     lines = [
-        f"Student learning rate {choice['learning_rate']:g}, chosen on dev among "
-        + ", ".join(f"{k} (dev {100 * v:.1f})" for k, v in choice["dev_average"].items())
-        + f" at seed {choice['seed']} and rate {choice['rate']:.0%}. Each cell: average test accuracy; the "
-        f"improvement rate over {rows[section['base']]} (%, mean ± std over seeds); Δ in points with the paired "
-        "95 % interval.",
-        "",
-        "| rate | train | " + " | ".join(rows[k] for k in order) + " |",
+        "| rate | train | " + " | ".join(labels[k] for k in order) + " |",
         "|---" * (len(order) + 2) + "|",
     ]
     for rate, entry in section["rates"].items():
@@ -141,6 +135,19 @@ def few_shot_lines(section: dict, rows: dict) -> list[str]:
             f"| {float(rate):.0%} | {sum(entry['train_sizes'].values())} | " + " | ".join(cells) + " |"
         )
     return lines
+
+
+def few_shot_lines(section: dict, labels: dict[str, str]) -> list[str]:
+    order = list(dict.fromkeys(k for entry in section["rates"].values() for k in entry["rows"]))
+    choice = section["learning_rate"]
+    intro = (
+        f"Student learning rate {choice['learning_rate']:g}, chosen on dev among "
+        + ", ".join(f"{k} (dev {100 * v:.1f})" for k, v in choice["dev_average"].items())
+        + f" at seed {choice['seed']} and rate {choice['rate']:.0%}. Each cell: average test accuracy; the "
+        f"improvement rate over {labels[section['base']]} (%, mean ± std over seeds); Δ in points with the "
+        "paired 95 % interval."
+    )
+    return [intro, "", *few_shot_table(section, order, labels)]
 
 
 def summary_markdown(summary: dict, labels: dict[str, str]) -> str:
