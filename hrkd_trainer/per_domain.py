@@ -6,6 +6,7 @@ meta-distillation. The multi-domain distillers (``multi-domain``, ``hrkd``) are 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 
 from .config import HRKDConfig, MetaKDFields, derive_arguments
@@ -68,6 +69,8 @@ def distill_per_domain(
                 teacher_corruption, index, meta or MetaKDFields(), prediction_stage or {},
             )  # fmt: skip
         experts[domain] = trainer.student
+        # per-domain stages restart rather than resume: a finished domain's checkpoints are dead weight
+        shutil.rmtree(run_dir, ignore_errors=True)
     students = DomainExperts(experts, data.domains)
     students.save_pretrained(output_dir, tokenizer, domain_copies=config.export_domain_copies)
     return students

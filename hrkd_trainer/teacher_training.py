@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 
 from .config import MetaKDFields, MultiDomainArguments, derive_arguments
@@ -88,6 +89,8 @@ def train_teacher(
             )
             experts[domain] = teacher.model
             trainable = teacher.trainable_parameters
+            # a per-domain teacher restarts rather than resumes: its finished domain's checkpoints are dead weight
+            shutil.rmtree(domain_args.output_dir, ignore_errors=True)
         model = DomainExperts(experts, data.domains)
         model.save_index(output_dir)  # each expert was exported to output_dir/<domain> above
         return TrainedTeacher(model, trainable)
