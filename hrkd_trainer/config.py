@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from transformers import TrainingArguments
 
+from .options import GROUP_META, MetaKDFields, check_range, option  # noqa: F401  (re-exported)
 from .vocabulary import (
     Ablation,
     CacheDtype,
@@ -39,7 +40,6 @@ GROUP_MULTI_DOMAIN = "multi-domain training"
 GROUP_DISTILLATION = "distillation (HRKD §2.1, eq. 1-5)"
 GROUP_HRKD = "HRKD relational weighting (§2.2-2.3, eq. 6-17)"
 GROUP_CACHE = "teacher-output cache"
-GROUP_META = "Meta-KD (baseline)"
 HELP_GROUPS = {
     **dict.fromkeys(
         (
@@ -72,29 +72,6 @@ HELP_GROUPS = {
     ),
     **dict.fromkeys(("teacher_cache", "teacher_cache_dir", "teacher_cache_dtype"), GROUP_CACHE),
 }
-
-
-def option(default=dataclasses.MISSING, *, help: str, choices=None, **kw):
-    """A dataclass field with ``--help`` text and (for enums) the allowed values."""
-    metadata = {"help": help}
-    if choices is not None:
-        metadata["choices"] = choices.values() if isinstance(choices, type) else list(choices)
-    if "default_factory" in kw:
-        return field(default_factory=kw.pop("default_factory"), metadata=metadata, **kw)
-    return field(default=default, metadata=metadata, **kw)
-
-
-def check_range(flag: str, value, low=None, high=None, low_open=False, high_open=False) -> None:
-    """Raise a ``ValueError`` naming ``flag`` when ``value`` is outside [low, high] (or the open ends)."""
-    if value is None:
-        return
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        left = "(" if low_open else "["
-        right = ")" if high_open else "]"
-        span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
-        raise ValueError(f"{flag} must be in {span}, got {value}")
 
 
 def launched_without_accelerator() -> bool:
@@ -400,43 +377,6 @@ class HRKDConfig(MultiDomainArguments):
     def adaptive_weighting(self) -> bool:
         """A weighting strategy other than uniform and the relational graph."""
         return self.loss_weighting not in (LossWeightingKind.UNIFORM, LossWeightingKind.RELATIONAL)
-
-
-@dataclass
-class MetaKDFields:
-    """Meta-KD's settings (Pan et al., 2021), declared once: the meta-teacher and meta-distillation
-    configs inherit them, and the recipes expose each as ``--meta_<name>``."""
-
-    help_group = GROUP_META
-
-    domain_loss_weight: float = option(
-        0.5,
-        help="Meta-teacher: γ1, the weight of the domain-corruption loss (the release's --domain_loss_weight "
-        "0.5; its script never switched the loss on). 0 turns it off.",
-    )
-    transfer_loss_weight: float = option(
-        0.5,
-        help="Meta-distillation: γ2, the weight of the transferable-domain term (release: 0.5). 0 turns it off.",
-    )
-    instance_weights: bool = option(
-        True,
-        help="Weight examples by prototype scores: t_i for the meta-teacher, λ_i = (1 + t_i)·w_i (with the "
-        "teacher's domain expertise w_i) for meta-distillation. False gives every example weight 1.",
-    )
-    corruption_dropout: float = option(0.1, help="Meta-teacher: dropout of the domain-corruption branch.")
-
-    def check_meta_kd(self) -> None:
-        check_range("--domain_loss_weight", self.domain_loss_weight, low=0)
-        check_range("--transfer_loss_weight", self.transfer_loss_weight, low=0)
-        check_range("--corruption_dropout", self.corruption_dropout, low=0.0, high=1.0, high_open=True)
-
-    @staticmethod
-    def meta_kd_names() -> list[str]:
-        return [f.name for f in dataclasses.fields(MetaKDFields)]
-
-    def meta_kd_values(self) -> dict:
-        """The Meta-KD fields of this object, to pass on to another config (``derive_arguments``)."""
-        return {name: getattr(self, name) for name in self.meta_kd_names()}
 
 
 def derive_arguments(base: TrainingArguments, cls=None, **overrides):
