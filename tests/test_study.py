@@ -310,3 +310,35 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     assert len(load_runs(str(out)).cells) == 4 and cell_path(str(out), 0.005, 1, "graph", 5e-4).endswith(
         "graph-lr0.0005.json"
     )
+
+
+def test_two_tasks_needing_one_cell_train_it_once(tmp_path, monkeypatch):
+    """The largest few-shot rate is the tables' share: its task and the tables' task can ask for the same
+    cell at once; the second waits for the first and reads its result instead of training over it."""
+    import threading
+    import time
+
+    import hrkd_trainer.study.cells as cells
+
+    calls = []
+
+    def slow_train(share, row, seed, learning_rate, path, work):
+        calls.append(row.key)
+        time.sleep(0.5)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump({"row": row.key}, handle)
+        return {"row": row.key}
+
+    monkeypatch.setattr(cells, "_train_cell", slow_train)
+    share = type("S", (), {"out": str(tmp_path / "o"), "scratch": str(tmp_path / "s"), "fraction": 0.04})()
+    row = load_study("report").rows["hrkd-hrkd"]
+    results = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cells.run_cell(share, row, 1, 5e-4))) for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["hrkd-hrkd"] and results == [{"row": "hrkd-hrkd"}] * 2

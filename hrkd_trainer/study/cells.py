@@ -15,6 +15,8 @@ import logging
 import os
 import shutil
 
+from filelock import FileLock
+
 from ..evaluation import accuracy_of_correct, correctness, interleaved_speedup, predict_per_domain
 from ..results import model_bytes, write_json
 from ..run import StageRecord, distill_student, train_baseline
@@ -45,11 +47,21 @@ def cell_flags(share: Share, row: Row, seed: int, learning_rate: float, work: st
 
 
 def run_cell(share: Share, row: Row, seed: int, learning_rate: float) -> dict:
-    """Train (or read back) one row at one seed on one share; the cell's record."""
+    """Train (or read back) one row at one seed on one share; the cell's record. Two tasks may need
+    the same cell (the largest few-shot rate is the tables' share): a file lock makes the second wait
+    and read the first one's result."""
     path = cell_path(share.out, share.fraction, seed, row.key, learning_rate)
     if os.path.exists(path):
         return read_json(path)
     work = os.path.join(share.scratch, f"seed{seed}", "work", f"{row.key}-lr{learning_rate:g}")
+    os.makedirs(os.path.dirname(work), exist_ok=True)
+    with FileLock(work + ".lock"):
+        if os.path.exists(path):
+            return read_json(path)
+        return _train_cell(share, row, seed, learning_rate, path, work)
+
+
+def _train_cell(share: Share, row: Row, seed: int, learning_rate: float, path: str, work: str) -> dict:
     shutil.rmtree(work, ignore_errors=True)  # a killed cell's checkpoints must not count as this cell's
     teacher, corruption = share.teacher(seed, row.teacher) if row.teacher else (None, None)
     recipe, config = share.parse(cell_flags(share, row, seed, learning_rate, work))
