@@ -232,16 +232,16 @@ class MultiDomainModel(nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``Σ_d mean_{i∈d} w_i·CE(z_i, y_i)`` over the domains present (per-domain heads), or
-        ``mean_i w_i·CE(z_i, y_i)`` with a shared head; ``w_i = 1`` without ``weights``."""
+        ``mean_i w_i·CE(z_i, y_i)`` with a shared head; ``w_i = 1`` without ``weights``. Rows without a
+        gold label (−100: transfer text) are left out of the means."""
+        labelled = (labels != -100).to(torch.float32)
         rows = F.cross_entropy(logits.float(), labels, reduction="none")
         if weights is not None:
             rows = rows * weights.to(rows.dtype)
         if self.shared_head:
-            return rows.mean()
+            return rows.sum() / labelled.sum().clamp_min(1.0)
         total = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, rows)
-        count = torch.zeros(self.num_domains, device=rows.device).index_add(
-            0, domain_ids, torch.ones_like(rows)
-        )
+        count = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, labelled)
         return (total[count > 0] / count[count > 0]).sum()
 
     def _classify(self, encoded, input_ids, attention_mask, domain_ids) -> torch.Tensor:

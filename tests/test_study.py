@@ -342,3 +342,62 @@ def test_two_tasks_needing_one_cell_train_it_once(tmp_path, monkeypatch):
     for thread in threads:
         thread.join()
     assert calls == ["hrkd-hrkd"] and results == [{"row": "hrkd-hrkd"}] * 2
+
+
+def test_dev_chooses_each_rows_learning_rate_and_rows_pair_against_several_rows(tmp_path):
+    """A section with ``learning_rates``: the candidates run first at the first seed; dev picks each
+    row's best (a row with its own rate keeps it); every seed then trains at the chosen rate; the summary
+    pairs each row with the baseline and with the ``against`` rows, at their chosen rates."""
+    sections = {"main": {"title": "Main", "rows": ["uniform", "graph", "alone"], "learning_rates": [1e-4, 5e-4],
+                         "against": ["graph"]}}  # fmt: skip
+    path = write_study(tmp_path, sections=sections)
+    args = type("A", (), {"study": path, "preset": None, "set": ["seeds=[1, 2]"], "sections": None, "rows": None,
+                          "out": str(tmp_path / "o"), "scratch": str(tmp_path / "s"), "seeds": None, "data_path": None})()  # fmt: skip
+    run = study_run(args)
+    tasks = tasks_of(run)
+    assert tasks == [
+        ("lr", "main", 1e-4),
+        ("lr", "main", 5e-4),
+        ("section", "main", 1),
+        ("section", "main", 2),
+    ]
+    assert run.waits(("section", "main", 2), tasks) and not run.finished(("section", "main", 1))
+    assert {(r.key, lr) for _, r, _, lr in run.cells_of(("lr", "main", 1e-4))} == {
+        ("uniform", 1e-4), ("graph", 1e-4), ("alone", 2e-4)  # the fine-tuned row keeps its own rate
+    }  # fmt: skip
+    dev = {
+        ("uniform", 1e-4): 0.6,
+        ("uniform", 5e-4): 0.7,
+        ("graph", 1e-4): 0.8,
+        ("graph", 5e-4): 0.5,
+        ("alone", 2e-4): 0.4,
+    }
+    for seed in (1, 2):
+        for (key, lr), value in dev.items():
+            correct = (
+                {"a": [1, 0, seed % 2, 1], "b": [int(lr > 2e-4), 1]}
+                if key != "graph"
+                else {"a": [1, 1, 1, 1], "b": [1, 1]}
+            )
+            made = cell(seed, key, correct, lr=lr, dev_accuracy={"average": value})
+            out = cell_path(run.out, 1.0, seed, key, lr)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "w") as handle:
+                json.dump(made, handle)
+    choice = run.choose(study_run(args).study.sections["main"])
+    assert choice["per_row"] == {"uniform": 5e-4, "graph": 1e-4, "alone": 2e-4}
+    assert {(r.key, lr) for _, r, _, lr in run.cells_of(("section", "main", 2))} == {
+        ("uniform", 5e-4), ("graph", 1e-4), ("alone", 2e-4)
+    }  # fmt: skip
+    assert run.finished(("section", "main", 2))
+    summary = Summariser(run.study, run.preset, load_runs(run.out), run.out, 0).summary()
+    rows = summary["sections"]["main"]["rows"]
+    assert rows["uniform"]["learning_rate"] == 5e-4 and rows["graph"]["learning_rate"] == 1e-4
+    assert rows["alone"]["vs"]["graph"]["average"]["mean"] == pytest.approx(
+        rows["alone"]["average"]["mean"] - 1.0
+    )
+    assert "graph" not in rows["graph"].get("vs", {})
+    from hrkd_trainer.study import summary_markdown
+
+    text = summary_markdown(summary, {k: r.label for k, r in run.study.rows.items()})
+    assert "| row | Δ average vs HRKD [95 % CI]" in text and "Learning rates chosen on dev (seed 1" in text

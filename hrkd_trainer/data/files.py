@@ -137,11 +137,9 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport, raw=Non
         if empty:
             report.skip(str(path), f"empty {' and '.join(empty)}")
             continue
-        item = {
-            "text": str(values["text"]),
-            "label": str(values["label"]).strip(),
-            "domain": str(values["domain"]).strip(),
-        }
+        item = {"text": str(values["text"]), "domain": str(values["domain"]).strip()}
+        if "label" in values:  # transfer text has none
+            item["label"] = str(values["label"]).strip()
         if "text_pair" in values:
             item["text_pair"] = str(values["text_pair"])
         item["_line"] = number

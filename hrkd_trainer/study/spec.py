@@ -27,7 +27,9 @@ share of the data, shared by every row that names it). ``flags`` are recipe flag
 
 Every row of a section is paired with the study's ``baseline`` row (by seed, at the same share); a
 section with ``compare: previous`` also pairs each row with the row above it (``first_previous``
-for the first one), as an ablation table reads; ``few_shot: true`` runs its rows at every rate of the
+for the first one), as an ablation table reads; ``against: [ROW, ...]`` pairs every row with those rows
+too. ``learning_rates: [...]`` lets dev choose each row's learning rate among them (the best dev
+average at the first seed; a row with its own ``learning_rate`` keeps it); ``few_shot: true`` runs its rows at every rate of the
 preset's ``few_shot`` block (shares of ``pool``) with the student learning rate chosen on dev, and
 reports each row's improvement over the ``base`` row.
 """
@@ -81,6 +83,8 @@ class Section:
     few_shot: bool = False
     base: str | None = None
     labels: dict = field(default_factory=dict)  # a row's label in this section, when it differs
+    learning_rates: tuple[float, ...] = ()  # candidates: dev chooses each row's at the first seed
+    against: tuple[str, ...] = ()  # rows every row is also paired with, besides the study's baseline
 
     def label(self, row: Row) -> str:
         return self.labels.get(row.key, row.label)
@@ -200,11 +204,22 @@ def _row(key: str, entry: dict, where: str) -> Row:
 
 
 def _section(name: str, entry: dict, rows: dict[str, Row], where: str) -> Section:
-    allowed = ("title", "rows", "compare", "first_previous", "few_shot", "base", "labels")
+    allowed = (
+        "title",
+        "rows",
+        "compare",
+        "first_previous",
+        "few_shot",
+        "base",
+        "labels",
+        "learning_rates",
+        "against",
+    )
     entry = _take(entry, where, allowed, ("rows",))
     keys = tuple(entry["rows"])
     labels = dict(entry.get("labels") or {})
-    for key in [*keys, *(entry[k] for k in ("first_previous", "base") if entry.get(k)), *labels]:
+    against = tuple(entry.get("against") or ())
+    for key in [*keys, *(entry[k] for k in ("first_previous", "base") if entry.get(k)), *labels, *against]:
         if key not in rows:
             raise StudyError(f"{where}: row {key!r}{did_you_mean(key, list(rows))} is not in 'rows'")
     compare = entry.get("compare", "baseline")
@@ -213,8 +228,13 @@ def _section(name: str, entry: dict, rows: dict[str, Row], where: str) -> Sectio
     few_shot = bool(entry.get("few_shot", False))
     if few_shot and entry.get("base") not in keys:
         raise StudyError(f"{where}: a few-shot section needs 'base', one of its rows")
+    rates = tuple(float(r) for r in entry.get("learning_rates") or ())
+    if rates and few_shot:
+        raise StudyError(
+            f"{where}: a few-shot section's learning rates are the preset's few_shot.learning_rates"
+        )
     return Section(name, entry.get("title", name), keys, compare, entry.get("first_previous"), few_shot,
-                   entry.get("base"), labels)  # fmt: skip
+                   entry.get("base"), labels, rates, against)  # fmt: skip
 
 
 def _preset(name: str, entry: dict, where: str) -> Preset:
