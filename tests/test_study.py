@@ -256,10 +256,22 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     flags = {"teacher_init": bert_teacher_dir, "student": bert_student_dir, "student_layers": 2, "max_length": 32,
              "teacher_num_train_epochs": 1, "learning_rate": 5.0e-4, "num_train_epochs": 1, "per_domain_train_batch_size": 8,
              "max_dev_samples_per_domain": 20, "teacher_cache": True, "use_cpu": True, "report_to": "none",
-             "speed_repeats": 1, "speed_batches": 1}  # fmt: skip
+             "speed_repeats": 1, "speed_batches": 1, "max_transfer_samples_per_domain": 3}  # fmt: skip
     presets = {"tiny": {"description": "tiny", "data": "vader", "seeds": [1], "train_fraction": 0.005,
                         "evaluations": 1, "measure": True, "flags": flags}}  # fmt: skip
-    path = write_study(tmp_path, presets=presets)
+    rows = {
+        "uniform": {"label": "uniform KD", "method": "multi-domain", "teacher": "hrkd"},
+        "graph": {"label": "HRKD", "method": "hrkd", "teacher": "hrkd", "flags": {"relational_mode": "frozen"}},
+        "per-domain": {"label": "TinyBERT-KD", "method": "tinybert", "teacher": "hrkd"},
+        "alone": {"label": "no KD", "method": "fine-tune", "learning_rate": 2.0e-4},
+        "pseudo": {"label": "no KD + pseudo-labels", "method": "fine-tune",
+                   "flags": {"transfer_rest_of_train": True, "baseline_pseudo_labels": True}},
+        "transfer": {"label": "KD + transfer", "method": "multi-domain", "teacher": "hrkd",
+                     "flags": {"transfer_rest_of_train": True, "prediction_loss": "hinton", "hard_label_weight": 0.5}},
+    }  # fmt: skip
+    path = write_study(
+        tmp_path, presets=presets, rows=rows, sections={"main": {"title": "Main", "rows": list(rows)}}
+    )
     out, scratch = tmp_path / "out", tmp_path / "scratch"
     argv = [path, "--out", str(out), "--scratch", str(scratch), "--bootstrap", "0"]
     import hrkd_trainer.study.plan as plan
@@ -289,11 +301,16 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     assert json.loads((cells / "uniform-lr0.0005.json").read_text()) == first  # read back, not retrained
     assert (cells / "teacher-hrkd.json").read_text() == teacher_record  # loaded from its stage record
     assert not teacher.exists()  # no task needs it any more
-    rows = summary["sections"]["main"]["rows"]
-    assert set(rows) == {"uniform", "graph", "per-domain", "alone"}
+    assert set(summary["sections"]["main"]["rows"]) == set(rows)
+    pseudo, transfer = (
+        json.loads((cells / f"{k}-lr0.0005.json").read_text()) for k in ("pseudo", "transfer")
+    )
+    assert pseudo["transfer_rows"] == transfer["transfer_rows"] == 4 * 3  # the rows the cap left out, capped
+    assert pseudo["teacher"] == "hrkd"  # the teacher that labelled its transfer text
     uniform, per_domain, alone = (json.loads((cells / f"{k}.json").read_text())
                                   for k in ("uniform-lr0.0005", "per-domain-lr0.0005", "alone-lr0.0002"))  # fmt: skip
     assert sum(len(c) for c in uniform["test_correct"].values()) == 1946  # VADER's whole test splits
+    assert uniform["transfer_rows"] == 0
     assert per_domain["per_domain_steps"] == uniform["steps"]  # each domain's student trains as long
     assert alone["learning_rate"] == 2e-4 and alone["teacher"] is None and "measures" not in alone
     assert uniform["measures"]["parameters"]["student"] < uniform["measures"]["parameters"]["teacher"]
@@ -307,7 +324,7 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     retrained = json.loads((cells / "teacher-hrkd.json").read_text())
     assert retrained["test_correct"] == json.loads(teacher_record)["test_correct"]  # the same teacher again
     assert again["test_correct"] == graph["test_correct"] and again["final_ratios"] == graph["final_ratios"]
-    assert len(load_runs(str(out)).cells) == 4 and cell_path(str(out), 0.005, 1, "graph", 5e-4).endswith(
+    assert len(load_runs(str(out)).cells) == 6 and cell_path(str(out), 0.005, 1, "graph", 5e-4).endswith(
         "graph-lr0.0005.json"
     )
 

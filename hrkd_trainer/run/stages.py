@@ -112,6 +112,7 @@ class timed:
 def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDomainArguments) -> DatasetDict:
     """Select domains, then apply the few-shot fraction and the per-domain caps."""
     data = select_domains(data, config.domains)
+    full_train = data["train"]
     if recipe.few_shot_fraction:
         data = few_shot(data, recipe.few_shot_fraction)
     dev_cap = recipe.max_dev_samples_per_domain or recipe.max_eval_samples_per_domain
@@ -125,6 +126,7 @@ def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDoma
             raise ValueError(f"the {split} split is empty after selecting domains and caps")
     out = DatasetDict(limited)
     out.skipped = getattr(data, "skipped", {})
+    out.full_train = full_train  # the rows the caps left out can be transfer text
     return out
 
 
@@ -238,8 +240,7 @@ def prepare_data(
     resolve_offline_names(recipe)
     teacher_source, student_source = model_sources(recipe, default_teacher_init)
     check_models(recipe, config, teacher_source, student_source)
-    loaded = load_user_data(load_data, recipe)
-    data = prepare_splits(loaded, recipe, config)
+    data = prepare_splits(load_user_data(load_data, recipe), recipe, config)
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
     tokenizer = AutoTokenizer.from_pretrained(student_source)
     student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
@@ -256,10 +257,7 @@ def prepare_data(
     if needs_prototype_scores(recipe):
         add_prototype_scores(state, default_teacher_init)
     if recipe.transfer_requested:
-        try:
-            add_transfer_set(state, select_domains(loaded, config.domains)["train"])
-        except (FileNotFoundError, UnicodeDecodeError, ValueError, KeyError) as err:
-            raise SystemExit(f"cannot load the transfer text: {err}") from None
+        add_transfer_set(state)
     return state
 
 

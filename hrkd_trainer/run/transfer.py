@@ -110,12 +110,25 @@ def transfer_text(recipe, data, full_train: Dataset) -> Dataset | None:
     return require_rows(per_domain_head(text, recipe.max_transfer_samples_per_domain), source)
 
 
-def add_transfer_set(state, full_train: Dataset) -> None:
+def add_transfer_set(state) -> None:
     """Stage 1's last step: ``state.transfer``, the tokenised transfer and augmented rows (label −100)."""
+    try:
+        state.transfer = transfer_rows(state)
+    except (FileNotFoundError, UnicodeDecodeError, ValueError, KeyError) as err:
+        raise SystemExit(f"cannot load the transfer text: {err}") from None
+    counts = Counter(state.transfer["domain_ids"])
+    sizes = {d: counts[i] for i, d in enumerate(state.domains)}
+    logger.info(
+        "transfer: %d rows without gold labels for the teacher to label (%s)", len(state.transfer), sizes
+    )
+
+
+def transfer_rows(state) -> Dataset:
+    """The tokenised transfer and augmented rows of ``state.recipe``'s flags."""
     recipe, config = state.recipe, state.config
     max_length, teacher_tok = config.max_length, state.teacher_tokenizer
     parts = []
-    text = transfer_text(recipe, state.data, full_train)
+    text = transfer_text(recipe, state.data, state.data.full_train)
     if text is not None:
         parts.append(tokenize_multi_domain(text, state.tokenizer, max_length, teacher_tok))
     if recipe.augment:
@@ -132,12 +145,11 @@ def add_transfer_set(state, full_train: Dataset) -> None:
                 state.tokenizer.all_special_ids, teacher_tok.mask_token_id, teacher_tok.all_special_ids,
             )  # fmt: skip
         parts.append(tokenized)
-    state.transfer = parts[0] if len(parts) == 1 else concatenate_datasets(parts)
-    counts = Counter(state.transfer["domain_ids"])
-    sizes = {d: counts[i] for i, d in enumerate(state.domains)}
-    logger.info(
-        "transfer: %d rows without gold labels for the teacher to label (%s)", len(state.transfer), sizes
-    )
+    return parts[0] if len(parts) == 1 else concatenate_datasets(parts)
+
+
+#: the flags that decide the transfer rows (a study prepares them once per distinct setting)
+TRANSFER_FLAGS = tuple(f for f in TransferArguments.__dataclass_fields__ if f != "baseline_pseudo_labels")
 
 
 def with_transfer(data: TokenizedData, transfer: Dataset | None) -> TokenizedData:

@@ -21,7 +21,7 @@ together and against what), presets (everything held fixed: data, models, sizes,
 
 A row's ``method`` is a distiller of the runner (``multi-domain``, ``hrkd``, ``tinybert``,
 ``meta-distill``) or ``fine-tune`` (the student trained on the labels alone: the runner's baseline
-stage, no teacher). ``teacher`` is the type of teacher the row distils (trained once per seed and
+stage, no teacher). ``teacher`` is the type of teacher the row distils (a fine-tune row with ``baseline_pseudo_labels``: the one that labels its transfer text; trained once per seed and
 share of the data, shared by every row that names it). ``flags`` are recipe flags (any flag of
 ``hrkd-distill``), checked here, before anything trains.
 
@@ -189,12 +189,15 @@ def _row(key: str, entry: dict, where: str) -> Row:
     if method not in METHODS:
         raise StudyError(f"{where}: method {method!r}{did_you_mean(method, list(METHODS))}; one of {METHODS}")
     teacher = entry.get("teacher")
-    if method == FINE_TUNE and teacher:
+    labels_transfer = bool((entry.get("flags") or {}).get("baseline_pseudo_labels"))
+    if method == FINE_TUNE and labels_transfer and not teacher:
+        teacher = TeacherType.HRKD  # the teacher that labels the transfer text
+    if method == FINE_TUNE and teacher and not labels_transfer:
         raise StudyError(f"{where}: a fine-tune row trains without a teacher: drop 'teacher: {teacher}'")
-    if method != FINE_TUNE:
+    if method != FINE_TUNE or teacher:
         if teacher not in TeacherType.values():
             raise StudyError(f"{where}: teacher {teacher!r}: one of {TeacherType.values()}")
-        if teacher == TeacherType.SINGLE and not Method(method).per_domain:
+        if teacher == TeacherType.SINGLE and (method == FINE_TUNE or not Method(method).per_domain):
             raise StudyError(
                 f"{where}: a 'single' teacher (one model per domain) is distilled by tinybert or meta-distill"
             )
