@@ -4,6 +4,7 @@ real study on VADER's splits with tiny random encoders that is killed, resumed a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -401,8 +402,13 @@ def test_dev_chooses_each_rows_learning_rate_and_rows_pair_against_several_rows(
             os.makedirs(os.path.dirname(out), exist_ok=True)
             with open(out, "w") as handle:
                 json.dump(made, handle)
-    choice = run.choose(study_run(args).study.sections["main"])
+    main = run.study.sections["main"]
+    first = dataclasses.replace(run, rows=["uniform"])  # an earlier invocation with one row
+    assert first.choose(main)["per_row"] == {"uniform": 5e-4}
+    assert first.choice_made(main) and not run.choice_made(main) and not run.finished(("section", "main", 2))
+    choice = run.choose(study_run(args).study.sections["main"])  # the rows added since get theirs
     assert choice["per_row"] == {"uniform": 5e-4, "graph": 1e-4, "alone": 2e-4}
+    assert run.choice_made(main) and set(choice["dev_average"]) == {"uniform", "graph", "alone"}
     assert {(r.key, lr) for _, r, _, lr in run.cells_of(("section", "main", 2))} == {
         ("uniform", 5e-4), ("graph", 1e-4), ("alone", 2e-4)
     }  # fmt: skip

@@ -98,7 +98,15 @@ class StudyRun:
         return os.path.join(self.out, choice_file(section.name))
 
     def choice_made(self, section: Section) -> bool:
-        return os.path.exists(self.choice_path(section))
+        """Whether dev has chosen for every row of this invocation (per-row choices grow: an invocation
+        with more rows adds theirs to the file)."""
+        path = self.choice_path(section)
+        if not os.path.exists(path):
+            return False
+        if section.few_shot:
+            return True
+        per_row = read_json(path)["per_row"]
+        return all(r.key in per_row for r in self.section_rows(section.name))
 
     def chosen_rate(self, section: Section, row: Row) -> float | None:
         """Dev's learning rate for ``row`` in ``section`` (None: not tuned, or not chosen yet)."""
@@ -112,9 +120,12 @@ class StudyRun:
         for the section's rows together (few-shot, the paper's single rate) or for each row (a row with
         its own ``learning_rate`` keeps it). The candidates' cells must be done."""
         path = self.choice_path(section)
-        if os.path.exists(path):
+        if self.choice_made(section):
             return read_json(path)
+        earlier = read_json(path) if os.path.exists(path) else None
         seed, rows, fraction = self.seeds[0], self.section_rows(section.name), self.choice_share(section)
+        if earlier is not None:  # rows added since: dev chooses theirs, the earlier choices stay
+            rows = [r for r in rows if r.key not in earlier["per_row"]]
         dev = {
             r.key: {
                 f"{lr:g}": read_json(cell_path(self.out, fraction, seed, r.key, self.learning_rate(r, lr)))[
@@ -139,6 +150,13 @@ class StudyRun:
                 else float(max(dev[r.key], key=dev[r.key].get))
                 for r in rows
             }
+            if earlier is not None:
+                if (earlier["seed"], earlier["fraction"]) != (seed, fraction):
+                    raise SystemExit(
+                        f"{path}: chosen at seed {earlier['seed']} on share {earlier['fraction']}, this "
+                        f"invocation chooses at seed {seed} on share {fraction}; run with the same first seed"
+                    )
+                per_row, dev = {**earlier["per_row"], **per_row}, {**earlier["dev_average"], **dev}
             choice = {"per_row": per_row, "seed": seed, "fraction": fraction, "dev_average": dev}
             log(f"learning rates chosen on dev for {section.name}: {per_row}")
         write_json(path, choice)
