@@ -71,6 +71,12 @@ def mask_tokens(
         rng = random.Random(f"{seed}-mask-{index}")
         ids = list(row["input_ids"])
         teacher = list(row["teacher_input_ids"]) if has_teacher else None
+        if teacher is not None and len(teacher) != len(ids):
+            raise ValueError(
+                f"token masking: row {index} has {len(ids)} student tokens and {len(teacher)} teacher tokens; "
+                "masking the same positions needs tokenizers that split text into the same pieces (a pair, "
+                "or different vocabularies, can differ): pass --augment_mask_probability 0"
+            )
         for position, token in enumerate(ids):
             if token in special or (teacher is not None and teacher[position] in teacher_special):
                 continue
