@@ -87,7 +87,9 @@ def test_augmented_copies_and_token_masking_at_the_same_positions():
     assert 0 not in positions and len(student) - 1 not in positions  # never a special token
     assert 0.2 < len(positions) / 200 < 0.4
     uneven = Dataset.from_dict({"input_ids": [[101, 7, 8, 102]], "teacher_input_ids": [[0, 7, 2]]})
-    with pytest.raises(ValueError, match="row 0 has 4 student tokens and 3 teacher tokens.*--augment_mask_probability 0"):
+    with pytest.raises(
+        ValueError, match=r"row 0 has 4 student tokens and 3 teacher tokens.*--augment_mask_probability 0"
+    ):
         mask_tokens(uneven, 0.3, 1, 103, [101, 102], teacher_mask_id=4, teacher_special_ids=[0, 2])
 
 
