@@ -154,6 +154,13 @@ class MultiDomainModel(nn.Module):
             heads[domain] = full
         return cls(encoder, heads, domains)
 
+    @classmethod
+    def from_classifier(cls, path: str, domains: Sequence[str], **from_pretrained_kwargs) -> MultiDomainModel:
+        """A plain ``*ForSequenceClassification`` checkpoint (a ``save_pretrained`` folder or a Hub id, e.g.
+        the classifier a user already has) as a multi-domain model: its one head serves every domain."""
+        full = AutoModelForSequenceClassification.from_pretrained(path, **from_pretrained_kwargs)
+        return cls(take_encoder(full), dict.fromkeys(domains, full), domains)
+
     # ------------------------------------------------------------------ properties
     @property
     def num_domains(self) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, Features, Value
 
 from .common import DataFormatError, SkipReport
-from .files import _load_file, dataset_rows
+from .files import ONE_DOMAIN, _load_file, dataset_rows
 
 #: the label of a row without one (PyTorch's ignore index: no cross-entropy reads it)
 NO_LABEL = -100
@@ -35,6 +35,13 @@ def transfer_features(domains: Sequence[str], pair: bool) -> Features:
 def transfer_rows_dataset(rows: list[dict], domains: Sequence[str], source: str) -> Dataset:
     """A transfer ``Dataset`` from ``{"text", ("text_pair"), "domain"}`` rows, domains by name."""
     index = {name: i for i, name in enumerate(domains)}
+    if ONE_DOMAIN not in index and rows and all(row["domain"] == ONE_DOMAIN for row in rows):
+        if len(domains) > 1:  # read without a domain column
+            raise DataFormatError(
+                f"{source}: no domain column, but the training data has the domains {list(domains)}: add a "
+                "domain column (--domain_column) naming each row's domain"
+            )
+        rows = [{**row, "domain": domains[0]} for row in rows]  # one domain: the transfer text is its
     unknown = Counter(row["domain"] for row in rows if row["domain"] not in index)
     if unknown:
         first = next(row for row in rows if row["domain"] not in index)

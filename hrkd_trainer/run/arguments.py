@@ -76,8 +76,14 @@ class RecipeArguments(TransferArguments, DataArguments):
     )
     teacher: str | None = option(
         None,
-        help="A fine-tuned multi-domain teacher (folder or Hub id of an hrkd-trainer export): skips teacher "
-        "training.",
+        help="A fine-tuned teacher, used as is (no teacher training): an hrkd-trainer export, or any "
+        "*ForSequenceClassification checkpoint (a save_pretrained folder or a Hub id), whose one head then serves "
+        "every domain and whose id2label the data's labels are matched to.",
+    )
+    label_map: str | None = option(
+        None,
+        help="With a plain classifier as --teacher: data labels → its classes, 'neg=NEGATIVE,pos=POSITIVE' "
+        "(labels with the same name match without it).",
     )
     teacher_init: str | None = option(
         None,

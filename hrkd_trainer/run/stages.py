@@ -39,6 +39,7 @@ from ..teacher_training import train_teacher
 from ..trainer import HRKDTrainer
 from ..vocabulary import Method, TeacherType
 from .arguments import RecipeArguments
+from .compatibility import fit_methods_to_domains, teacher_from, teacher_labelled
 from .resume import StageRecord
 from .transfer import add_transfer_set, pseudo_labelled, with_transfer
 
@@ -240,7 +241,8 @@ def prepare_data(
     resolve_offline_names(recipe)
     teacher_source, student_source = model_sources(recipe, default_teacher_init)
     check_models(recipe, config, teacher_source, student_source)
-    data = prepare_splits(load_user_data(load_data, recipe), recipe, config)
+    data = prepare_splits(teacher_labelled(load_user_data(load_data, recipe), recipe), recipe, config)
+    fit_methods_to_domains(data["train"].features["domain"].names, recipe, config)
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
     tokenizer = AutoTokenizer.from_pretrained(student_source)
     student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
@@ -309,7 +311,7 @@ def obtain_teacher(state: RunState) -> None:
     recipe, config = state.recipe, state.config
     with timed(state, "teacher"):
         if recipe.teacher:
-            teacher = load_multi_domain(recipe.teacher)
+            teacher = teacher_from(recipe.teacher, state.domains)
             if teacher.domains != state.domains:
                 raise SystemExit(
                     f"--teacher {recipe.teacher} has domains {teacher.domains}, the data has {state.domains}"
