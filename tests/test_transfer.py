@@ -38,7 +38,10 @@ def test_a_transfer_file_gives_unlabelled_rows_of_the_known_domains(tmp_path, ca
     "content, message",
     [
         ("words,domain\nx,books\n", r"missing text column 'text'.*columns \['domain', 'words'\]"),
-        ("text,site\nx,books\n", "missing domain column 'domain'"),
+        (
+            "text,site\nx,books\n",
+            r"no domain column, but the training data has the domains \['books', 'films'\]",
+        ),
         ("text,domain\nx,books\ny,music\n", r"line 3: domain\(s\) \{'music': 1\} are not domains"),
         ("text,domain\n,books\n", "no usable rows"),
         ("", "file is empty"),
