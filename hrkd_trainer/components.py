@@ -15,24 +15,35 @@ from collections.abc import Sequence
 import torch
 
 from .distributed import global_sum
-from .losses import attention_mse_rows, hidden_mse_rows, per_domain_sums, soft_cross_entropy_rows
-from .vocabulary import DistillLoss
+from .losses import (
+    attention_mse_rows,
+    hard_label_rows,
+    hard_soft_prediction,
+    hidden_mse_rows,
+    kd_kl_rows,
+    per_domain_sums,
+    soft_cross_entropy_rows,
+)
+from .vocabulary import DistillLoss, PredictionLoss
 
 #: component keys in eq. 5 order; attention and hidden have one row per mapped layer
 COMPONENT_KEYS = ("embd", "attn", "hidn", "pred")
 LAYERED = ("attn", "hidn")
 
 
-def component_rows(student, teacher, attention_mask: torch.Tensor, args, pairs: Sequence) -> dict:
+def component_rows(
+    student, teacher, attention_mask: torch.Tensor, args, pairs: Sequence, labels: torch.Tensor | None = None
+) -> dict:
     """Per-example partial sums: ``embd`` and ``pred`` one :class:`RowLoss` each, ``attn`` and ``hidn``
     a list with one per mapped layer ``(student layer, teacher layer)``; None for a loss that is off.
 
     ``student`` carries ``projected`` states (position 0 = embeddings, then each mapped layer),
     ``attention_scores`` and ``logits``; ``teacher`` ``hidden_states``, ``attention_scores``, ``logits``.
-    ``args`` is an :class:`~hrkd_trainer.HRKDConfig` (losses on, masking, head reduction, temperature).
+    ``args`` is an :class:`~hrkd_trainer.HRKDConfig` (losses on, masking, head reduction, temperature,
+    the prediction loss); ``labels`` (−100 for rows without a gold label) feed the hard-label term.
     """
     token_mask = attention_mask if args.mask_padding else None
-    rows: dict = dict.fromkeys(COMPONENT_KEYS)
+    rows: dict = dict.fromkeys((*COMPONENT_KEYS, "hard"))
     if args.uses(DistillLoss.EMBEDDING):  # eq. 1
         rows["embd"] = hidden_mse_rows(student.projected[0], teacher.hidden_states[0], token_mask)
     if args.uses(DistillLoss.HIDDEN):  # eq. 4
@@ -48,16 +59,22 @@ def component_rows(student, teacher, attention_mask: torch.Tensor, args, pairs: 
             )
             for s, t in pairs
         ]  # fmt: skip
-    if args.uses(DistillLoss.PREDICTION):  # eq. 2
-        rows["pred"] = soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature)
+    if args.uses(DistillLoss.PREDICTION):
+        if args.prediction_loss == PredictionLoss.HINTON:  # α·CE(gold) + (1−α)·t²·KL
+            rows["pred"] = kd_kl_rows(student.logits, teacher.logits, args.temperature)
+            if args.hard_label_weight and labels is not None:
+                rows["hard"] = hard_label_rows(student.logits, labels)
+        else:  # eq. 2
+            rows["pred"] = soft_cross_entropy_rows(student.logits, teacher.logits, args.temperature)
     return rows
 
 
 def component_losses(
-    rows: dict, domain_ids: torch.Tensor, num_domains: int, num_layers: int
+    rows: dict, domain_ids: torch.Tensor, num_domains: int, num_layers: int, hard_label_weight: float = 0.0
 ) -> dict[str, torch.Tensor]:
     """Per-domain means over the global batch: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D),
-    ``pred`` (D,); zeros for a loss that is off."""
+    ``pred`` (D,); zeros for a loss that is off. With a ``hard`` row (Hinton's form) ``pred`` is
+    :func:`~hrkd_trainer.losses.hard_soft_prediction` of the soft and the gold-label means."""
     parts = {key: value if key in LAYERED else [value] for key, value in rows.items() if value is not None}
     means = {}
     if parts:
@@ -67,6 +84,8 @@ def component_losses(
         split = (totals / counts.clamp_min(1.0)).split([len(group) for group in parts.values()])
         means = dict(zip(parts, split))
     out = {}
+    if "hard" in means:
+        means["pred"] = hard_soft_prediction(means["pred"][0], means.pop("hard")[0], hard_label_weight)[None]
     for key in COMPONENT_KEYS:
         if key in means:
             out[key] = means[key] if key in LAYERED else means[key][0]

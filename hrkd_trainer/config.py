@@ -22,6 +22,8 @@ from .vocabulary import (
     LossWeightingKind,
     Method,
     Padding,
+    PredictionLoss,
+    ProjectionInit,
     RatioScale,
     RelationalMode,
 )
@@ -162,11 +164,30 @@ class HRKDConfig(MultiDomainArguments):
     help_group = GROUP_DISTILLATION
 
     temperature: float = option(1.0, help="Softmax temperature t of the prediction loss (eq. 2). Paper: 1.")
+    prediction_loss: str = option(
+        PredictionLoss.SOFT_CE,
+        help="'soft-ce': eq. 2, the soft cross-entropy at temperature t (the paper). 'hinton': "
+        "α·CE(gold labels) + (1−α)·t²·KL(teacher ‖ student) (Hinton et al. 2015; t² keeps the soft part's "
+        "gradient scale independent of t), CE over the rows with a gold label only (not transfer text).",
+        choices=PredictionLoss,
+    )
+    hard_label_weight: float = option(
+        0.0, help="α of --prediction_loss hinton: the weight of the gold labels' cross-entropy, in [0, 1]."
+    )
     pred_loss_weight: float = option(
         1.0,
         help="γ, the weight of the prediction loss (eq. 5). Paper: 1. The released code averages the soft "
         "cross-entropy over classes too; γ = 1/C reproduces that scale.",
     )
+    projection_init: str = option(
+        ProjectionInit.RANDOM,
+        help="How the learned projections W^embd, W^hidn_m start when the widths differ: 'random' (BERT's "
+        "initialisation, as the paper) or 'lstsq' (the least-squares map from the student's to the teacher's "
+        "states on the first --projection_init_examples training rows, so the hidden losses start from an aligned "
+        "student instead of a random rotation).",
+        choices=ProjectionInit,
+    )
+    projection_init_examples: int = option(256, help="Training rows whose tokens fit the lstsq projections.")
     distill_losses: list[str] = option(
         help="Which losses are on: any of embedding (eq. 1), attention (eq. 3), hidden (eq. 4), prediction "
         "(eq. 2).",
@@ -354,6 +375,14 @@ class HRKDConfig(MultiDomainArguments):
         check_range("--relational_dropout", self.relational_dropout, low=0.0, high=1.0, high_open=True)
         check_range("--relational_heads", self.relational_heads, low=1)
         check_range("--temperature", self.temperature, low=0, low_open=True)
+        self.prediction_loss = PredictionLoss.parse(self.prediction_loss, "--prediction_loss")
+        self.projection_init = ProjectionInit.parse(self.projection_init, "--projection_init")
+        check_range("--projection_init_examples", self.projection_init_examples, low=1)
+        check_range("--hard_label_weight", self.hard_label_weight, low=0.0, high=1.0)
+        if self.hard_label_weight and self.prediction_loss != PredictionLoss.HINTON:
+            raise ValueError(
+                "--hard_label_weight needs --prediction_loss hinton (eq. 2 has no gold-label term)"
+            )
         if self.teacher_cache and not self.mask_padding:
             raise ValueError(
                 "--teacher_cache stores the teacher's outputs at real tokens only, but --mask_padding false "

@@ -65,10 +65,34 @@ class HiddenProjections(nn.Module):
                     linear.bias.zero_()
                 self.maps[str(position)] = linear
 
+    @torch.no_grad()
+    def fit(self, position: int, student_states: torch.Tensor, teacher_states: torch.Tensor) -> None:
+        """Set position's map to the least-squares map (:func:`least_squares_map`) from student to
+        teacher states of the same tokens, instead of a random start."""
+        weight, bias = least_squares_map(student_states, teacher_states)
+        linear = self.maps[str(position)]
+        linear.weight.copy_(weight)
+        linear.bias.copy_(bias)
+
     def forward(self, position: int, states: torch.Tensor) -> torch.Tensor:
         if self.mode == HiddenProjection.IDENTITY:
             return states
         return self.maps[str(position)](states)
+
+
+def least_squares_map(
+    x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-4
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(W, b)`` minimising ``‖x Wᵀ + b − y‖² + λ‖W‖²`` (rows of ``x`` ``(n, F_s)`` and ``y`` ``(n, F_t)``:
+    student and teacher states of the same tokens), in float64; ``λ = ridge · tr(xᵀx)/F_s`` on the
+    centred states keeps the solve well posed when the student's states are nearly collinear."""
+    x, y = x.double(), y.double()
+    mean_x, mean_y = x.mean(0), y.mean(0)
+    xc, yc = x - mean_x, y - mean_y
+    gram = xc.T @ xc
+    lam = ridge * gram.trace() / gram.shape[0]
+    weight = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ yc).T
+    return weight.float(), (mean_y - weight @ mean_x).float()
 
 
 @dataclass

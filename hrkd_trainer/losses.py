@@ -114,6 +114,36 @@ def soft_cross_entropy_rows(
     return RowLoss(total, torch.ones_like(total))
 
 
+def kd_kl_rows(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0
+) -> RowLoss:
+    """The soft part of Hinton et al.'s (2015) loss: ``t²·KL(softmax(z^T/t) ‖ softmax(z^S/t))`` per
+    example. It differs from eq. 2 by the teacher's entropy (no gradient) and the factor t², which
+    keeps the gradient's scale independent of t; it is 0 when the student matches the teacher."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    log_targets = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
+    log_probs = F.log_softmax(student_logits.float() / temperature, dim=-1)
+    total = temperature**2 * (log_targets.exp() * (log_targets - log_probs)).sum(dim=-1)
+    return RowLoss(total, torch.ones_like(total))
+
+
+def hard_label_rows(student_logits: torch.Tensor, labels: torch.Tensor) -> RowLoss:
+    """``CE(z^S, y)`` per example with a gold label; a row without one (label −100: transfer text,
+    augmented copies) adds nothing and is not counted, so the mean runs over labelled rows only."""
+    labelled = labels != -100
+    total = F.cross_entropy(student_logits.float(), labels.clamp_min(0), reduction="none")
+    return RowLoss(total * labelled, labelled.to(total.dtype))
+
+
+def hard_soft_prediction(soft: torch.Tensor, hard: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Per-domain ``L_pred = α·CE(gold) + (1−α)·t²·KL(teacher ‖ student)`` from the two per-domain
+    means ``(D,)`` (Hinton et al. 2015, with the CE over labelled rows only)."""
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    return alpha * hard + (1 - alpha) * soft
+
+
 def per_domain_sums(
     rows: RowLoss, domain_ids: torch.Tensor, num_domains: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -154,6 +154,13 @@ class MultiDomainModel(nn.Module):
             heads[domain] = full
         return cls(encoder, heads, domains)
 
+    @classmethod
+    def from_classifier(cls, path: str, domains: Sequence[str], **from_pretrained_kwargs) -> MultiDomainModel:
+        """A plain ``*ForSequenceClassification`` checkpoint (a ``save_pretrained`` folder or a Hub id, e.g.
+        the classifier a user already has) as a multi-domain model: its one head serves every domain."""
+        full = AutoModelForSequenceClassification.from_pretrained(path, **from_pretrained_kwargs)
+        return cls(take_encoder(full), dict.fromkeys(domains, full), domains)
+
     # ------------------------------------------------------------------ properties
     @property
     def num_domains(self) -> int:
@@ -232,16 +239,16 @@ class MultiDomainModel(nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``Σ_d mean_{i∈d} w_i·CE(z_i, y_i)`` over the domains present (per-domain heads), or
-        ``mean_i w_i·CE(z_i, y_i)`` with a shared head; ``w_i = 1`` without ``weights``."""
+        ``mean_i w_i·CE(z_i, y_i)`` with a shared head; ``w_i = 1`` without ``weights``. Rows without a
+        gold label (−100: transfer text) are left out of the means."""
+        labelled = (labels != -100).to(torch.float32)
         rows = F.cross_entropy(logits.float(), labels, reduction="none")
         if weights is not None:
             rows = rows * weights.to(rows.dtype)
         if self.shared_head:
-            return rows.mean()
+            return rows.sum() / labelled.sum().clamp_min(1.0)
         total = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, rows)
-        count = torch.zeros(self.num_domains, device=rows.device).index_add(
-            0, domain_ids, torch.ones_like(rows)
-        )
+        count = torch.zeros(self.num_domains, device=rows.device).index_add(0, domain_ids, labelled)
         return (total[count > 0] / count[count > 0]).sum()
 
     def _classify(self, encoded, input_ids, attention_mask, domain_ids) -> torch.Tensor:

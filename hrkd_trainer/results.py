@@ -48,6 +48,8 @@ DISTILLATION_KEYS = (
 ADAPTIVE_KEYS = (
     "weighting_floor", "weighting_temperature", "weighting_ema", "weighting_step_size", "weighting_noise_std",
 )  # fmt: skip
+#: Hinton's hard+soft prediction loss (only reported when it is on: eq. 2 is the default)
+HINTON_KEYS = ("prediction_loss", "hard_label_weight")
 RELATIONAL_KEYS = (
     "relational_ablations", "relational_learning_rate", "relational_weight_decay", "relational_heads",
     "relational_dropout", "prototype_mask_padding", "ratio_scale", "ratio_entropy_weight",
@@ -59,6 +61,7 @@ def distillation_settings(config) -> dict:
     """The hyper-parameters that results.json (and the model card) report for a distillation run."""
     keys = DISTILLATION_KEYS + (RELATIONAL_KEYS if config.relational else ())
     keys += ADAPTIVE_KEYS if getattr(config, "adaptive_weighting", False) else ()
+    keys += HINTON_KEYS if getattr(config, "prediction_loss", "soft-ce") == "hinton" else ()
     return json.loads(json.dumps({k: getattr(config, k) for k in keys}))  # enums → their values
 
 

@@ -330,6 +330,9 @@ class TeacherOutputCache:
         for memmap in maps.values():
             memmap.flush()
         wait_for_everyone()
+        seconds = time.perf_counter() - start
+        logger.info("teacher cache: %d examples in %.1f s (%.0f examples/s)", len(lengths), seconds,
+                    len(lengths) / max(seconds, 1e-9))  # fmt: skip
         if is_main_process:
             manifest = {
                 "format": CACHE_FORMAT,
@@ -339,7 +342,7 @@ class TeacherOutputCache:
                 "hidden_size": hidden_size,
                 "heads": heads,
                 "num_labels": num_labels,
-                "build_seconds": round(time.perf_counter() - start, 3),
+                "build_seconds": round(seconds, 3),
                 **(description or {}),
             }
             partial = directory / (MANIFEST + ".partial")

@@ -28,7 +28,7 @@ from .teacher import CachedTeacher, LiveTeacher, build_teacher_cache, teacher_ca
 from .teacher_cache import CacheSpec, TeacherOutputCache
 from .training_logs import ratio_history, window_mean, write_ratio_report
 from .training_state import AUX_WEIGHTS_NAME
-from .vocabulary import DistillLoss, HeadReduction, RelationalMode
+from .vocabulary import DistillLoss, HeadReduction, HiddenProjection, ProjectionInit, RelationalMode
 from .weighting import LossWeighting, RatioOutput, StepView, build_weighting
 
 logger = logging.getLogger(__name__)
@@ -227,15 +227,18 @@ class HRKDTrainer(MultiDomainTrainer):
 
     def component_rows(self, student, teacher, inputs) -> dict:
         """Per-example partial sums of every enabled loss (:func:`hrkd_trainer.components.component_rows`)."""
-        return component_rows(student, teacher, inputs["attention_mask"], self.args, self.layer_map.pairs)
+        return component_rows(
+            student, teacher, inputs["attention_mask"], self.args, self.layer_map.pairs, inputs.get("labels")
+        )
 
     def component_losses(self, student, teacher, inputs) -> dict[str, torch.Tensor]:
         """Per-domain losses over the *global* batch: ``embd`` (D,), ``attn`` (M, D), ``hidn`` (M, D),
         ``pred`` (D,) (zeros when off); see :func:`hrkd_trainer.components.component_losses`."""
         rows = self.component_rows(student, teacher, inputs)
         return component_losses(
-            rows, inputs["domain_ids"], self.student.num_domains, len(self.layer_map.pairs)
-        )
+            rows, inputs["domain_ids"], self.student.num_domains, len(self.layer_map.pairs),
+            self.args.hard_label_weight,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ ratios report
     def ratio_history(self) -> list[dict]:
@@ -257,11 +260,44 @@ class HRKDTrainer(MultiDomainTrainer):
         write_ratio_report(directory, report)
 
     def train(self, *args, **kwargs):
+        resuming = kwargs.get("resume_from_checkpoint") or (args and args[0])
+        if self.args.projection_init == ProjectionInit.LSTSQ and not resuming:  # a checkpoint holds them
+            self.fit_projections()
         if self.args.teacher_cache and self.teacher_cache is None:
             self.teacher_cache = self.build_teacher_cache()
         output = super().train(*args, **kwargs)
         self.save_ratio_report(self.args.output_dir)
         return output
+
+    @torch.no_grad()
+    def fit_projections(self) -> None:
+        """``--projection_init lstsq``: each learned projection set to the least-squares map from the
+        student's to the teacher's states on the real tokens of the first training rows (both models
+        in eval mode; no random number is drawn)."""
+        root = self.accelerator.unwrap_model(self.model)
+        projections = root.projections
+        if projections.mode != HiddenProjection.LINEAR or self.train_dataset is None:
+            return
+        dataset, rows = self.train_dataset, min(len(self.train_dataset), self.args.projection_init_examples)
+        pairs = [(0, 0), *self.layer_map.pairs]
+        states: list[tuple[list, list]] = [([], []) for _ in pairs]
+        was_training = self.student.training
+        self.student.eval()
+        batch_size = self.args.per_domain_train_batch_size * self.student.num_domains
+        for start in range(0, rows, batch_size):
+            inputs = self._prepare_inputs(
+                self.data_collator([dataset[i] for i in range(start, min(rows, start + batch_size))])
+            )
+            student = self.student(**student_inputs(inputs), output_hidden_states=True)
+            teacher = self._teacher_forward(inputs)
+            real = inputs["attention_mask"].bool()
+            for (s, t), (xs, ys) in zip(pairs, states):
+                xs.append(student.hidden_states[s][real].float().cpu())
+                ys.append(teacher.hidden_states[t][real].float().cpu())
+        self.student.train(was_training)
+        for position, (xs, ys) in zip((0, *self.layer_map.student_layers), states):
+            projections.fit(position, torch.cat(xs), torch.cat(ys))
+        logger.info("projections: least-squares start from %d training rows", rows)
 
     # ------------------------------------------------------------------ teacher cache
     def teacher_cache_spec(self) -> CacheSpec:

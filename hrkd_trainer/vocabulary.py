@@ -201,6 +201,11 @@ class Padding(Choice):
     MAX_LENGTH = "max_length"
 
 
+class PredictionLoss(Choice):
+    SOFT_CE = "soft-ce"  # eq. 2: soft cross-entropy at temperature t, no t² (the paper, the release)
+    HINTON = "hinton"  # α·CE(gold) + (1−α)·t²·KL(teacher ‖ student) (Hinton et al., 2015)
+
+
 class HeadReduction(Choice):
     NONE = "none"
     MEAN = "mean"
@@ -210,6 +215,11 @@ class HiddenProjection(Choice):
     AUTO = "auto"
     LINEAR = "linear"
     IDENTITY = "identity"
+
+
+class ProjectionInit(Choice):
+    RANDOM = "random"  # BERT's initialisation (normal, std 0.02; the identity for equal widths)
+    LSTSQ = "lstsq"  # the least-squares map from student to teacher states on training rows
 
 
 class RatioScale(Choice):

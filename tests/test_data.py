@@ -205,8 +205,10 @@ def test_user_csv_and_jsonl(tmp_path):
 def test_user_file_errors(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text("sentence,label\nhi,1\n")
-    with pytest.raises(DataFormatError, match=r"d.csv: missing text column 'text', domain column 'domain'"):
-        load_files(path)
+    with pytest.raises(DataFormatError, match=r"d.csv: missing text column 'text'; the file has columns"):
+        load_files(path)  # no 'domain' column is one domain; a missing text column is an error
+    with pytest.raises(DataFormatError, match=r"d.csv: missing text column 'text', domain column 'site'"):
+        load_files(path, domain_column="site")
     path = tmp_path / "d.jsonl"
     path.write_text('{"text": "a", "label": 1, "domain": "x"}\n{oops\n')
     with pytest.raises(DataFormatError, match=r"d.jsonl, line 2: invalid JSON"):

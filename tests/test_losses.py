@@ -136,3 +136,61 @@ def test_loss_is_permutation_equivariant_over_domains():
     a = multi_domain_kd_loss(embd, attn, hidn, pred)
     b = multi_domain_kd_loss(embd[perm], attn[:, perm], hidn[:, perm], pred[perm])
     assert torch.allclose(a, b)
+
+
+# ---------------------------------------------------------------------------- Hinton's hard + soft loss
+def test_kd_kl_golden_and_its_t_squared_factor():
+    from hrkd_trainer.losses import kd_kl_rows
+
+    teacher, student = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0]])
+    for t in (1.0, 2.0):
+        p = [math.exp(2 / t) / (math.exp(2 / t) + 1), 1 / (math.exp(2 / t) + 1)]
+        kl = sum(pi * math.log(pi / 0.5) for pi in p)  # against the uniform student
+        assert kd_kl_rows(student, teacher, t).total.item() == pytest.approx(t * t * kl, rel=1e-6)
+    assert kd_kl_rows(teacher, teacher, 0.5).total.abs().item() < 1e-6  # 0 when the student matches
+    # the gradient is eq. 2's times t² (they differ by the teacher's entropy only)
+    logits = torch.randn(4, 3, requires_grad=True)
+    target = torch.randn(4, 3)
+    kd_kl_rows(logits, target, 0.5).total.sum().backward()
+    grad_kl, logits.grad = logits.grad.clone(), None
+    soft_cross_entropy_rows(logits, target, 0.5).total.sum().backward()
+    assert torch.allclose(grad_kl, 0.25 * logits.grad, atol=1e-6)
+
+
+def test_hard_labels_count_only_labelled_rows_and_mix_with_alpha():
+    from hrkd_trainer.losses import hard_label_rows, hard_soft_prediction
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]])
+    rows = hard_label_rows(logits, torch.tensor([0, 0, -100]))  # the last row is transfer text
+    ce = [math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(2.0))]
+    assert rows.total.tolist() == pytest.approx([*ce, 0.0]) and rows.count.tolist() == [1.0, 1.0, 0.0]
+    soft, hard = torch.tensor([1.0, 2.0]), torch.tensor([3.0, 0.0])
+    assert hard_soft_prediction(soft, hard, 0.0).tolist() == [1.0, 2.0]
+    assert hard_soft_prediction(soft, hard, 1.0).tolist() == [3.0, 0.0]
+    assert hard_soft_prediction(soft, hard, 0.25).tolist() == [1.5, 1.5]
+    with pytest.raises(ValueError, match="alpha"):
+        hard_soft_prediction(soft, hard, 1.5)
+
+
+def test_the_prediction_component_mixes_per_domain_over_the_labelled_rows():
+    from types import SimpleNamespace
+
+    from hrkd_trainer import HRKDConfig
+    from hrkd_trainer.components import component_losses, component_rows
+    from hrkd_trainer.losses import hard_label_rows, kd_kl_rows
+
+    args = HRKDConfig(output_dir="x", distill_losses=["prediction"], prediction_loss="hinton",
+                      hard_label_weight=0.3, temperature=2.0, report_to="none")  # fmt: skip
+    student = SimpleNamespace(logits=torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0], [0.5, -0.5]]))
+    teacher = SimpleNamespace(logits=torch.tensor([[3.0, 0.0], [0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]))
+    labels, domains = torch.tensor([0, -100, 1, -100]), torch.tensor([0, 0, 1, 1])
+    rows = component_rows(student, teacher, torch.ones(4, 2), args, [], labels)
+    pred = component_losses(rows, domains, 2, 0, args.hard_label_weight)["pred"]
+    soft = kd_kl_rows(student.logits, teacher.logits, 2.0).total
+    hard = hard_label_rows(student.logits, labels).total
+    expected = [0.3 * hard[0] + 0.7 * (soft[0] + soft[1]) / 2, 0.3 * hard[2] + 0.7 * (soft[2] + soft[3]) / 2]
+    assert pred.tolist() == pytest.approx([e.item() for e in expected], rel=1e-6)
+    with pytest.raises(ValueError, match="needs --prediction_loss hinton"):
+        HRKDConfig(output_dir="x", hard_label_weight=0.5, report_to="none")
+    with pytest.raises(ValueError, match="--hard_label_weight"):
+        HRKDConfig(output_dir="x", prediction_loss="hinton", hard_label_weight=2.0, report_to="none")

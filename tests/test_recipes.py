@@ -169,6 +169,7 @@ def test_help_is_grouped_by_topic():
         "options",
         "recipe: data, models, stages",
         "your own data (instead of the recipe's)",
+        "transfer text and augmentation (rows the teacher labels for the student)",
         "multi-domain training",
         "distillation (HRKD §2.1, eq. 1-5)",
         "HRKD relational weighting (§2.2-2.3, eq. 6-17)",

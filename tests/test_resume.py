@@ -100,3 +100,26 @@ def test_the_stage_record(tmp_path):
         StageRecord(str(tmp_path), str(tmp_path / "elsewhere"))
     StageRecord(str(tmp_path))  # a fresh run clears the record
     assert not (tmp_path / "stages.json").exists()
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_named_and_the_stage_says_it_starts_over(tmp_path, caplog):
+    """A kill during a checkpoint's write leaves ``checkpoint-N`` without its ``trainer_state.json``:
+    the resumed stage names it, and says whether it resumes from an earlier one or starts over."""
+    folder = tmp_path / "student_checkpoints"
+    (folder / "checkpoint-10").mkdir(parents=True)
+    (folder / "checkpoint-10" / "model.safetensors").write_bytes(b"half")
+    record = StageRecord(str(tmp_path), "true")
+    with caplog.at_level("WARNING", logger="hrkd_trainer.run.resume"):
+        assert record.checkpoint("distillation") is None
+    assert f"no complete checkpoint in {folder} (checkpoint-10 incomplete" in caplog.text
+    assert "the stage starts over" in caplog.text
+    (folder / "checkpoint-5").mkdir()
+    (folder / "checkpoint-5" / "trainer_state.json").write_text("{}")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hrkd_trainer.run.resume"):
+        assert record.checkpoint("distillation") == str(folder / "checkpoint-5")
+    assert "resuming from" in caplog.text and "checkpoint-10 incomplete" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hrkd_trainer.run.resume"):
+        assert record.checkpoint("teacher") is None  # no folder at all: starts over, said once
+    assert "no complete checkpoint in" in caplog.text and "incomplete" not in caplog.text

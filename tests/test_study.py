@@ -4,6 +4,7 @@ real study on VADER's splits with tiny random encoders that is killed, resumed a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -256,10 +257,22 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     flags = {"teacher_init": bert_teacher_dir, "student": bert_student_dir, "student_layers": 2, "max_length": 32,
              "teacher_num_train_epochs": 1, "learning_rate": 5.0e-4, "num_train_epochs": 1, "per_domain_train_batch_size": 8,
              "max_dev_samples_per_domain": 20, "teacher_cache": True, "use_cpu": True, "report_to": "none",
-             "speed_repeats": 1, "speed_batches": 1}  # fmt: skip
+             "speed_repeats": 1, "speed_batches": 1, "max_transfer_samples_per_domain": 3}  # fmt: skip
     presets = {"tiny": {"description": "tiny", "data": "vader", "seeds": [1], "train_fraction": 0.005,
                         "evaluations": 1, "measure": True, "flags": flags}}  # fmt: skip
-    path = write_study(tmp_path, presets=presets)
+    rows = {
+        "uniform": {"label": "uniform KD", "method": "multi-domain", "teacher": "hrkd"},
+        "graph": {"label": "HRKD", "method": "hrkd", "teacher": "hrkd", "flags": {"relational_mode": "frozen"}},
+        "per-domain": {"label": "TinyBERT-KD", "method": "tinybert", "teacher": "hrkd"},
+        "alone": {"label": "no KD", "method": "fine-tune", "learning_rate": 2.0e-4},
+        "pseudo": {"label": "no KD + pseudo-labels", "method": "fine-tune",
+                   "flags": {"transfer_rest_of_train": True, "baseline_pseudo_labels": True}},
+        "transfer": {"label": "KD + transfer", "method": "multi-domain", "teacher": "hrkd",
+                     "flags": {"transfer_rest_of_train": True, "prediction_loss": "hinton", "hard_label_weight": 0.5}},
+    }  # fmt: skip
+    path = write_study(
+        tmp_path, presets=presets, rows=rows, sections={"main": {"title": "Main", "rows": list(rows)}}
+    )
     out, scratch = tmp_path / "out", tmp_path / "scratch"
     argv = [path, "--out", str(out), "--scratch", str(scratch), "--bootstrap", "0"]
     import hrkd_trainer.study.plan as plan
@@ -289,11 +302,16 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     assert json.loads((cells / "uniform-lr0.0005.json").read_text()) == first  # read back, not retrained
     assert (cells / "teacher-hrkd.json").read_text() == teacher_record  # loaded from its stage record
     assert not teacher.exists()  # no task needs it any more
-    rows = summary["sections"]["main"]["rows"]
-    assert set(rows) == {"uniform", "graph", "per-domain", "alone"}
+    assert set(summary["sections"]["main"]["rows"]) == set(rows)
+    pseudo, transfer = (
+        json.loads((cells / f"{k}-lr0.0005.json").read_text()) for k in ("pseudo", "transfer")
+    )
+    assert pseudo["transfer_rows"] == transfer["transfer_rows"] == 4 * 3  # the rows the cap left out, capped
+    assert pseudo["teacher"] == "hrkd"  # the teacher that labelled its transfer text
     uniform, per_domain, alone = (json.loads((cells / f"{k}.json").read_text())
                                   for k in ("uniform-lr0.0005", "per-domain-lr0.0005", "alone-lr0.0002"))  # fmt: skip
     assert sum(len(c) for c in uniform["test_correct"].values()) == 1946  # VADER's whole test splits
+    assert uniform["transfer_rows"] == 0
     assert per_domain["per_domain_steps"] == uniform["steps"]  # each domain's student trains as long
     assert alone["learning_rate"] == 2e-4 and alone["teacher"] is None and "measures" not in alone
     assert uniform["measures"]["parameters"]["student"] < uniform["measures"]["parameters"]["teacher"]
@@ -307,7 +325,7 @@ def test_a_real_study_trains_resumes_after_a_kill_and_reproduces_a_cell(
     retrained = json.loads((cells / "teacher-hrkd.json").read_text())
     assert retrained["test_correct"] == json.loads(teacher_record)["test_correct"]  # the same teacher again
     assert again["test_correct"] == graph["test_correct"] and again["final_ratios"] == graph["final_ratios"]
-    assert len(load_runs(str(out)).cells) == 4 and cell_path(str(out), 0.005, 1, "graph", 5e-4).endswith(
+    assert len(load_runs(str(out)).cells) == 6 and cell_path(str(out), 0.005, 1, "graph", 5e-4).endswith(
         "graph-lr0.0005.json"
     )
 
@@ -342,3 +360,67 @@ def test_two_tasks_needing_one_cell_train_it_once(tmp_path, monkeypatch):
     for thread in threads:
         thread.join()
     assert calls == ["hrkd-hrkd"] and results == [{"row": "hrkd-hrkd"}] * 2
+
+
+def test_dev_chooses_each_rows_learning_rate_and_rows_pair_against_several_rows(tmp_path):
+    """A section with ``learning_rates``: the candidates run first at the first seed; dev picks each
+    row's best (a row with its own rate keeps it); every seed then trains at the chosen rate; the summary
+    pairs each row with the baseline and with the ``against`` rows, at their chosen rates."""
+    sections = {"main": {"title": "Main", "rows": ["uniform", "graph", "alone"], "learning_rates": [1e-4, 5e-4],
+                         "against": ["graph"]}}  # fmt: skip
+    path = write_study(tmp_path, sections=sections)
+    args = type("A", (), {"study": path, "preset": None, "set": ["seeds=[1, 2]"], "sections": None, "rows": None,
+                          "out": str(tmp_path / "o"), "scratch": str(tmp_path / "s"), "seeds": None, "data_path": None})()  # fmt: skip
+    run = study_run(args)
+    tasks = tasks_of(run)
+    assert tasks == [
+        ("lr", "main", 1e-4),
+        ("lr", "main", 5e-4),
+        ("section", "main", 1),
+        ("section", "main", 2),
+    ]
+    assert run.waits(("section", "main", 2), tasks) and not run.finished(("section", "main", 1))
+    assert {(r.key, lr) for _, r, _, lr in run.cells_of(("lr", "main", 1e-4))} == {
+        ("uniform", 1e-4), ("graph", 1e-4), ("alone", 2e-4)  # the fine-tuned row keeps its own rate
+    }  # fmt: skip
+    dev = {
+        ("uniform", 1e-4): 0.6,
+        ("uniform", 5e-4): 0.7,
+        ("graph", 1e-4): 0.8,
+        ("graph", 5e-4): 0.5,
+        ("alone", 2e-4): 0.4,
+    }
+    for seed in (1, 2):
+        for (key, lr), value in dev.items():
+            correct = (
+                {"a": [1, 0, seed % 2, 1], "b": [int(lr > 2e-4), 1]}
+                if key != "graph"
+                else {"a": [1, 1, 1, 1], "b": [1, 1]}
+            )
+            made = cell(seed, key, correct, lr=lr, dev_accuracy={"average": value})
+            out = cell_path(run.out, 1.0, seed, key, lr)
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            with open(out, "w") as handle:
+                json.dump(made, handle)
+    main = run.study.sections["main"]
+    first = dataclasses.replace(run, rows=["uniform"])  # an earlier invocation with one row
+    assert first.choose(main)["per_row"] == {"uniform": 5e-4}
+    assert first.choice_made(main) and not run.choice_made(main) and not run.finished(("section", "main", 2))
+    choice = run.choose(study_run(args).study.sections["main"])  # the rows added since get theirs
+    assert choice["per_row"] == {"uniform": 5e-4, "graph": 1e-4, "alone": 2e-4}
+    assert run.choice_made(main) and set(choice["dev_average"]) == {"uniform", "graph", "alone"}
+    assert {(r.key, lr) for _, r, _, lr in run.cells_of(("section", "main", 2))} == {
+        ("uniform", 5e-4), ("graph", 1e-4), ("alone", 2e-4)
+    }  # fmt: skip
+    assert run.finished(("section", "main", 2))
+    summary = Summariser(run.study, run.preset, load_runs(run.out), run.out, 0).summary()
+    rows = summary["sections"]["main"]["rows"]
+    assert rows["uniform"]["learning_rate"] == 5e-4 and rows["graph"]["learning_rate"] == 1e-4
+    assert rows["alone"]["vs"]["graph"]["average"]["mean"] == pytest.approx(
+        rows["alone"]["average"]["mean"] - 1.0
+    )
+    assert "graph" not in rows["graph"].get("vs", {})
+    from hrkd_trainer.study import summary_markdown
+
+    text = summary_markdown(summary, {k: r.label for k, r in run.study.rows.items()})
+    assert "| row | Δ average vs HRKD [95 % CI]" in text and "Learning rates chosen on dev (seed 1" in text

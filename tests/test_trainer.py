@@ -224,3 +224,62 @@ def test_subset_of_losses_logs_only_those(teacher_dir, bert_student_dir, tokeniz
     assert config.ddp_find_unused_parameters is True
     # no attention loss: nothing is captured, the student keeps SDPA
     assert trainer.student.encoder.config._attn_implementation == "sdpa"
+
+
+def test_the_least_squares_map_recovers_a_linear_relation():
+    from hrkd_trainer.distill_model import least_squares_map
+
+    torch.manual_seed(0)
+    x = torch.randn(500, 6)
+    true_w, true_b = torch.randn(9, 6), torch.randn(9)
+    weight, bias = least_squares_map(x, x @ true_w.T + true_b, ridge=0.0)
+    assert torch.allclose(weight, true_w, atol=1e-4) and torch.allclose(bias, true_b, atol=1e-4)
+    # a small ridge keeps a degenerate student (a constant feature) solvable
+    x[:, 0] = 1.0
+    weight, _ = least_squares_map(x, x @ true_w.T, ridge=1e-4)
+    assert torch.isfinite(weight).all()
+
+
+def test_lstsq_projections_start_closer_to_the_teacher_and_draw_no_random_numbers(
+    teacher_dir, bert_student_dir, tokenized, tokenizer, tmp_path
+):
+    """A 16-wide student against a 32-wide teacher: after --projection_init lstsq the hidden-state loss
+    at the start is below the random start's and at a minimum over the maps; fitting draws nothing from
+    the random state, so training from there is seeded as before."""
+    from hrkd_trainer.components import component_losses
+
+    train, _ = tokenized
+
+    def trainer(init):
+        config = HRKDConfig(**common(tmp_path, init, max_steps=1, projection_init=init,
+                                     distill_losses=["embedding", "hidden", "prediction"]))  # fmt: skip
+        return HRKDTrainer(
+            model=MultiDomainModel.from_encoder(bert_student_dir, DOMAINS, LABELS, seed=0),
+            teacher_model=MultiDomainModel.from_pretrained(teacher_dir), args=config, train_dataset=train,
+            processing_class=tokenizer,
+        )  # fmt: skip
+
+    def start_loss(t):
+        t.model.eval()
+        t.student.eval()
+        batch = t._prepare_inputs(t.data_collator([train[i] for i in range(24)]))
+        with torch.no_grad():
+            t.model.train()
+            t.student.eval()  # no dropout: the loss of the states themselves
+            out = t.model(**{k: batch[k] for k in ("input_ids", "attention_mask", "domain_ids")})
+            parts = component_losses(t.component_rows(out, t._teacher_forward(batch), batch), batch["domain_ids"],
+                                     len(DOMAINS), len(t.layer_map.pairs))  # fmt: skip
+        return (parts["hidn"].sum() + parts["embd"].sum()).item()
+
+    random_start, fitted = trainer("random"), trainer("lstsq")
+    state = torch.random.get_rng_state()
+    fitted.fit_projections()
+    assert torch.equal(torch.random.get_rng_state(), state)
+    best = start_loss(fitted)
+    assert best < 0.85 * start_loss(random_start)
+    with torch.no_grad():  # the least-squares start is a minimum: moving the maps raises the loss
+        for linear in fitted.accelerator.unwrap_model(fitted.model).projections.maps.values():
+            linear.weight.add_(0.05 * torch.randn_like(linear.weight))
+    assert start_loss(fitted) > best
+    with pytest.raises(ValueError, match="--projection_init"):
+        HRKDConfig(**common(tmp_path, "x", projection_init="pca"))

@@ -11,19 +11,29 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 from datasets import DatasetDict
 
 from .common import DataFormatError, SkipReport, build_dataset_dict, seeded_split
 
+logger = logging.getLogger(__name__)
+
+#: the default domain column; a file without it is one domain, named :data:`ONE_DOMAIN`
+DOMAIN_COLUMN = "domain"
+ONE_DOMAIN = "all"
+#: fewer training examples than this for a label gets a warning (a typo, or too few to learn)
+RARE_LABEL = 5
+
 
 def _check_utf8(path: Path) -> str:
     """The file's text; a file that is not UTF-8 gets the line and byte that are not, and the fix."""
     data = path.read_bytes()
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # Excel's "CSV UTF-8" starts with a byte-order mark
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise DataFormatError(
@@ -73,6 +83,7 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
         )
         rows, start = [], 2
         try:
+            _check_header(path, reader.fieldnames)
             for row in reader:
                 if None in row:
                     raise DataFormatError(f"{path}, line {reader.line_num}: more fields than the header has")
@@ -116,12 +127,29 @@ def _read_rows(path: Path) -> list[tuple[int, dict]]:
     raise DataFormatError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .json or .jsonl)")
 
 
+def _check_header(path: Path, names: list[str] | None) -> None:
+    """A name given to two columns would let the later column hide the earlier one: refuse it."""
+    seen: dict[str, list[int]] = {}
+    for number, name in enumerate(names or [], start=1):
+        seen.setdefault(name, []).append(number)
+    repeated = {name: numbers for name, numbers in seen.items() if len(numbers) > 1}
+    if repeated:
+        which = "; ".join(f"{name!r} names columns {numbers}" for name, numbers in repeated.items())
+        raise DataFormatError(
+            f"{path}, line 1: the header repeats a column name ({which}); give each column its own name"
+        )
+
+
 def _load_file(path, columns: dict[str, str | None], report: SkipReport, raw=None) -> list[dict]:
     """The usable rows of one file (or of ``raw`` rows read from elsewhere, named ``path``)."""
     path = Path(path) if raw is None else path
     raw = _read_rows(path) if raw is None else raw
+    one_domain = False
     if raw:
         present = set(raw[0][1])
+        if columns.get("domain") == DOMAIN_COLUMN and DOMAIN_COLUMN not in present:
+            one_domain, columns = True, {role: name for role, name in columns.items() if role != "domain"}
+            logger.info("%s has no %r column: its rows are one domain, %r", path, DOMAIN_COLUMN, ONE_DOMAIN)
         missing = [
             f"{role} column {name!r}" for role, name in columns.items() if name and name not in present
         ]
@@ -139,9 +167,10 @@ def _load_file(path, columns: dict[str, str | None], report: SkipReport, raw=Non
             continue
         item = {
             "text": str(values["text"]),
-            "label": str(values["label"]).strip(),
-            "domain": str(values["domain"]).strip(),
+            "domain": ONE_DOMAIN if one_domain else str(values["domain"]).strip(),
         }
+        if "label" in values:  # transfer text has none
+            item["label"] = str(values["label"]).strip()
         if "text_pair" in values:
             item["text_pair"] = str(values["text_pair"])
         item["_line"] = number
@@ -221,6 +250,7 @@ def _build(train_file, dev_file, test_file, columns, split_fractions, seed, repo
     )
     if len(labels) < 2:
         raise DataFormatError(f"{train_file}: column {columns['label']!r} has a single label value {labels}")
+    warn_about_labels(train, train_file, columns["label"])
     splits: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     if dev_file is None and test_file is None:
         for index, domain in enumerate(domains):
@@ -235,6 +265,11 @@ def _build(train_file, dev_file, test_file, columns, split_fractions, seed, repo
             rows = _load_file(path, columns, report, raw.get(path))
             for row in rows:
                 if row["domain"] not in domains:
+                    if row["domain"] == ONE_DOMAIN:
+                        raise DataFormatError(
+                            f"{path}: no {columns['domain']!r} column, but {train_file} has the domains {domains}: add "
+                            "the column, with the same domain names"
+                        )
                     raise DataFormatError(
                         f"{path}, line {row['_line']}: domain {row['domain']!r} does not occur in {train_file} "
                         f"(known: {domains})"
@@ -260,6 +295,29 @@ def _build(train_file, dev_file, test_file, columns, split_fractions, seed, repo
         for row in rows:
             row.pop("_line", None)
     return build_dataset_dict(splits, labels, domains, report)
+
+
+def warn_about_labels(train: list[dict], train_file, column: str) -> dict:
+    """Warn (never drop) about label values that look like mistakes: values that differ only in case
+    or surrounding spaces ('Positive'/'positive' become two classes) and values with fewer than
+    :data:`RARE_LABEL` training examples. Returns ``{"case": [...], "rare": {...}}`` (empty if none)."""
+    counts = Counter(r["label"] for r in train)
+    by_folded: dict[str, list[str]] = {}
+    for label in counts:
+        by_folded.setdefault(label.strip().casefold(), []).append(label)
+    case = [sorted(group) for group in by_folded.values() if len(group) > 1]
+    rare = {label: n for label, n in sorted(counts.items()) if n < RARE_LABEL}
+    for group in case:
+        logger.warning(
+            "%s: column %r has labels that differ only in case, each a class of its own: %s; if they are one "
+            "class, write them the same way", train_file, column, ", ".join(f"{g!r} ({counts[g]})" for g in group),
+        )  # fmt: skip
+    if rare:
+        logger.warning(
+            "%s: column %r has labels with fewer than %d training examples: %s (a typo, or too few to learn)",
+            train_file, column, RARE_LABEL, ", ".join(f"{k!r} ({v})" for k, v in rare.items()),
+        )  # fmt: skip
+    return {"case": case, "rare": rare} if case or rare else {}
 
 
 def _check_every_domain_in_every_split(splits, domains, train_file, dev_file, test_file, fractions) -> None:

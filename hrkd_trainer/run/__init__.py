@@ -19,14 +19,17 @@ from .stages import (
     prepare_splits,
     train_baseline,
 )
+from .transfer import TRANSFER_FLAGS, add_transfer_set
 
 __all__ = [
     "RECIPES",
+    "TRANSFER_FLAGS",
     "Recipe",
     "RecipeArguments",
     "RunState",
     "StageRecord",
     "add_prototype_scores",
+    "add_transfer_set",
     "build_parser",
     "check_recipe",
     "configure_logging",

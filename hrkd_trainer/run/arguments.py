@@ -35,6 +35,7 @@ from ..config import (
 )
 from ..vocabulary import Method, RelationalMode, TeacherType, did_you_mean
 from .own_data import GROUP_DATA, DataArguments
+from .transfer import GROUP_TRANSFER, TransferArguments
 
 GROUP_RECIPE = "recipe: data, models, stages"
 GROUP_TRAINER = "Trainer (transformers.TrainingArguments)"
@@ -51,7 +52,7 @@ def _meta_option(name: str):
 
 
 @dataclass
-class RecipeArguments(DataArguments):
+class RecipeArguments(TransferArguments, DataArguments):
     """Flags of the recipes besides the ``TrainingArguments``/``HRKDConfig`` ones (and, inherited, the
     flags of your own data)."""
 
@@ -75,8 +76,14 @@ class RecipeArguments(DataArguments):
     )
     teacher: str | None = option(
         None,
-        help="A fine-tuned multi-domain teacher (folder or Hub id of an hrkd-trainer export): skips teacher "
-        "training.",
+        help="A fine-tuned teacher, used as is (no teacher training): an hrkd-trainer export, or any "
+        "*ForSequenceClassification checkpoint (a save_pretrained folder or a Hub id), whose one head then serves "
+        "every domain and whose id2label the data's labels are matched to.",
+    )
+    label_map: str | None = option(
+        None,
+        help="With a plain classifier as --teacher: data labels → its classes, 'neg=NEGATIVE,pos=POSITIVE' "
+        "(labels with the same name match without it).",
     )
     teacher_init: str | None = option(
         None,
@@ -210,7 +217,7 @@ class RecipeParser(HfArgumentParser):
 
     #: the groups in the order ``--help`` shows them (TrainingArguments' long list last)
     ORDER = (
-        GROUP_RECIPE, GROUP_DATA, GROUP_MULTI_DOMAIN, GROUP_DISTILLATION, GROUP_HRKD, GROUP_CACHE, GROUP_META, GROUP_TRAINER,
+        GROUP_RECIPE, GROUP_DATA, GROUP_TRANSFER, GROUP_MULTI_DOMAIN, GROUP_DISTILLATION, GROUP_HRKD, GROUP_CACHE, GROUP_META, GROUP_TRAINER,
     )  # fmt: skip
 
     def __init__(self, dataclass_types, **kwargs):
@@ -347,6 +354,12 @@ def check_recipe(recipe: RecipeArguments, config: HRKDConfig) -> None:
     """Flags that must fit together: the method and the relational mode, the teacher type and the
     method, the data flags."""
     recipe.check_data_flags()
+    recipe.check_transfer_flags()
+    if recipe.transfer_requested and recipe.method.per_domain:
+        raise SystemExit(
+            f"transfer text and --augment feed the multi-domain distillers; --method {recipe.method} trains one "
+            "student per domain on its labelled rows: use --method multi-domain or hrkd"
+        )
     if recipe.method != Method.HRKD and config.relational_mode != RelationalMode.OFF:
         raise SystemExit(
             f"--relational_mode {config.relational_mode} needs --method hrkd ({recipe.method} has no ratios)"

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import time
+from collections import Counter
 
 from ..assets import hub_id_of
 from ..evaluation import accuracy_per_domain, evaluate_per_domain, interleaved_speedup, predict_per_domain
@@ -100,6 +101,10 @@ def run_results(state: RunState, measured: dict) -> dict:
         "teacher_type": teacher_type,
         "few_shot_fraction": recipe.few_shot_fraction,
     }
+    if state.transfer is not None:  # rows without gold labels the distillation added
+        counts = Counter(state.transfer["domain_ids"])
+        per_domain = {d: counts[i] for i, d in enumerate(state.domains)}
+        sections["transfer"] = {"rows": len(state.transfer), "per_domain": per_domain}
     if state.data_source is not None:
         sections["dataset"] = dataclasses.asdict(state.data_source)
     if recipe.method == Method.META_DISTILL:

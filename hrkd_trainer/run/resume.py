@@ -41,16 +41,26 @@ def wants_resume(value) -> bool:
     return value is not None and str(value).strip().lower() not in ("", "false", "0", "no")
 
 
-def latest_checkpoint(directory: str) -> str | None:
-    """The ``checkpoint-N`` with the largest N that holds a finished ``trainer_state.json``."""
+def _checkpoints(directory: str) -> list[tuple[int, str, bool]]:
+    """``(N, path, complete)`` of every ``checkpoint-N`` in ``directory``, by N; complete: it holds the
+    ``trainer_state.json`` that Trainer writes last."""
     if not os.path.isdir(directory):
-        return None
+        return []
     found = []
     for name in os.listdir(directory):
         match = _CHECKPOINT.match(name)
-        if match and os.path.isfile(os.path.join(directory, name, "trainer_state.json")):
-            found.append((int(match.group(1)), os.path.join(directory, name)))
-    return max(found)[1] if found else None
+        if match:
+            path = os.path.join(directory, name)
+            found.append(
+                (int(match.group(1)), path, os.path.isfile(os.path.join(path, "trainer_state.json")))
+            )
+    return sorted(found)
+
+
+def latest_checkpoint(directory: str) -> str | None:
+    """The ``checkpoint-N`` with the largest N that holds a finished ``trainer_state.json``."""
+    complete = [path for _, path, done in _checkpoints(directory) if done]
+    return complete[-1] if complete else None
 
 
 class StageRecord:
@@ -93,9 +103,20 @@ class StageRecord:
             return None
         if self.explicit is not None and self.stage_of(self.explicit) == stage:
             return self.explicit
-        found = latest_checkpoint(os.path.join(self.output_dir, CHECKPOINT_DIRS[stage]))
+        directory = os.path.join(self.output_dir, CHECKPOINT_DIRS[stage])
+        found = latest_checkpoint(directory)
+        incomplete = [os.path.basename(path) for _, path, done in _checkpoints(directory) if not done]
+        broken = (
+            f" ({', '.join(incomplete)} incomplete: the run was stopped while writing it)"
+            if incomplete
+            else ""
+        )
         if found:
-            logger.info("%s: resuming from %s", stage, found)
+            logger.warning("%s: resuming from %s%s", stage, found, broken)
+        else:
+            logger.warning(
+                "%s: no complete checkpoint in %s%s; the stage starts over", stage, directory, broken
+            )
         return found
 
     def mark(self, stage: str, **info) -> None:

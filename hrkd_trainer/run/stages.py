@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from datasets import DatasetDict
+from datasets import Dataset, DatasetDict
 from transformers import AutoTokenizer, set_seed
 
 from ..assets import resolve_model_source
@@ -39,7 +39,9 @@ from ..teacher_training import train_teacher
 from ..trainer import HRKDTrainer
 from ..vocabulary import Method, TeacherType
 from .arguments import RecipeArguments
+from .compatibility import fit_methods_to_domains, teacher_from, teacher_labelled
 from .resume import StageRecord
+from .transfer import add_transfer_set, pseudo_labelled, with_transfer
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class RunState:
     baseline: MultiDomainModel | None = None
     baseline_args: MultiDomainArguments | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    #: tokenised rows without gold labels (transfer text, augmented copies) for the distillation
+    transfer: Dataset | None = None
     #: per training stage that ran in this process: steps, the dev-selected snapshot, time per step
     trained: dict[str, dict] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
@@ -109,6 +113,7 @@ class timed:
 def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDomainArguments) -> DatasetDict:
     """Select domains, then apply the few-shot fraction and the per-domain caps."""
     data = select_domains(data, config.domains)
+    full_train = data["train"]
     if recipe.few_shot_fraction:
         data = few_shot(data, recipe.few_shot_fraction)
     dev_cap = recipe.max_dev_samples_per_domain or recipe.max_eval_samples_per_domain
@@ -122,6 +127,7 @@ def prepare_splits(data: DatasetDict, recipe: RecipeArguments, config: MultiDoma
             raise ValueError(f"the {split} split is empty after selecting domains and caps")
     out = DatasetDict(limited)
     out.skipped = getattr(data, "skipped", {})
+    out.full_train = full_train  # the rows the caps left out can be transfer text
     return out
 
 
@@ -235,7 +241,8 @@ def prepare_data(
     resolve_offline_names(recipe)
     teacher_source, student_source = model_sources(recipe, default_teacher_init)
     check_models(recipe, config, teacher_source, student_source)
-    data = prepare_splits(load_user_data(load_data, recipe), recipe, config)
+    data = prepare_splits(teacher_labelled(load_user_data(load_data, recipe), recipe), recipe, config)
+    fit_methods_to_domains(data["train"].features["domain"].names, recipe, config)
     teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_source)
     tokenizer = AutoTokenizer.from_pretrained(student_source)
     student_data = tokenize_splits(data, tokenizer, config.max_length, teacher_tokenizer)
@@ -251,6 +258,8 @@ def prepare_data(
     )  # fmt: skip
     if needs_prototype_scores(recipe):
         add_prototype_scores(state, default_teacher_init)
+    if recipe.transfer_requested:
+        add_transfer_set(state)
     return state
 
 
@@ -302,7 +311,7 @@ def obtain_teacher(state: RunState) -> None:
     recipe, config = state.recipe, state.config
     with timed(state, "teacher"):
         if recipe.teacher:
-            teacher = load_multi_domain(recipe.teacher)
+            teacher = teacher_from(recipe.teacher, state.domains)
             if teacher.domains != state.domains:
                 raise SystemExit(
                     f"--teacher {recipe.teacher} has domains {teacher.domains}, the data has {state.domains}"
@@ -367,7 +376,7 @@ def distill_student(state: RunState) -> None:
             )  # fmt: skip
         else:
             trainer = fine_tune(
-                state.new_student(state.domains), state.student_data.without_instance_weights(), args,
+                state.new_student(state.domains), with_transfer(state.student_data.without_instance_weights(), state.transfer), args,
                 state.tokenizer, export, HRKDTrainer, state.record.checkpoint("distillation"),
                 teacher_model=state.teacher, teacher_processing_class=state.teacher_tokenizer,
             )  # fmt: skip
@@ -391,9 +400,14 @@ def train_baseline(state: RunState) -> None:
         logger.info("baseline: finished earlier, loading %s", export)
         state.baseline = load_multi_domain(export)
         return
+    data = state.student_data.without_instance_weights()
+    if recipe.baseline_pseudo_labels:  # the control: the transfer rows with the teacher's hard labels
+        data = with_transfer(
+            data, pseudo_labelled(state.teacher, state.transfer, state.teacher_tokenizer.pad_token_id)
+        )
     with timed(state, "baseline"):
         trainer = fine_tune(
-            state.new_student(state.domains), state.student_data.without_instance_weights(), state.baseline_args,
+            state.new_student(state.domains), data, state.baseline_args,
             state.tokenizer, export, resume_from_checkpoint=state.record.checkpoint("baseline"),
         )  # fmt: skip
         state.baseline = trainer.student

@@ -65,7 +65,7 @@ def _train_cell(share: Share, row: Row, seed: int, learning_rate: float, path: s
     shutil.rmtree(work, ignore_errors=True)  # a killed cell's checkpoints must not count as this cell's
     teacher, corruption = share.teacher(seed, row.teacher) if row.teacher else (None, None)
     recipe, config = share.parse(cell_flags(share, row, seed, learning_rate, work))
-    base = share.weighted_state() if row.method == Method.META_DISTILL else share.state
+    base = share.state_for(recipe, meta=row.method == Method.META_DISTILL)
     state = dataclasses.replace(
         base, recipe=recipe, config=config, teacher=teacher, corruption=corruption,
         record=StageRecord(work), timings={}, trained={},
@@ -85,6 +85,7 @@ def _train_cell(share: Share, row: Row, seed: int, learning_rate: float, path: s
         "seed": seed, "row": row.key, "label": row.label, "teacher": row.teacher, "method": row.method,
         "settings": row.flags, "fraction": share.fraction, "learning_rate": learning_rate, "epochs": share.epochs,
         "per_domain_steps": share.steps if row.per_domain else None, "train_sizes": share.sizes(),
+        "transfer_rows": 0 if state.transfer is None else len(state.transfer),
         "steps": trained.get("steps"), "best_checkpoint_step": trained.get("best_checkpoint_step"),
         "train_seconds": state.timings[stage], "seconds_per_step": trained.get("seconds_per_step"),
         "dev_accuracy": accuracy_of_correct(dev), "dev_best_avg_accuracy": trained.get("best_metric"),

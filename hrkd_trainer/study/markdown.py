@@ -53,16 +53,17 @@ def accuracy_table(rows: dict, domains: list[str]) -> list[str]:
     return lines
 
 
-def paired_table(rows: dict, domains: list[str], baseline: dict) -> list[str]:
-    """Each row against the baseline row: Δ of the average with its t interval and p, McNemar over
-    the pooled predictions, the bootstrap interval, the worst domain, train time relative to it."""
+def paired_table(rows: dict, domains: list[str], baseline: dict, key: str | None = None) -> list[str]:
+    """Each row against the baseline row (or the row ``key`` of ``vs``): Δ of the average with its t
+    interval and p, McNemar over the pooled predictions, the bootstrap interval, the worst domain,
+    train time relative to it."""
     lines = [
         f"| row | Δ average vs {baseline['label']} [95 % CI] | t-test p | McNemar (only row / only baseline, p) | "
         "bootstrap 95 % | worst domain Δ | train time × |",
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
-        test = row.get("vs_baseline")
+        test = row.get("vs_baseline") if key is None else row.get("vs", {}).get(key)
         if not test:
             continue
         avg, mc, boot = test["average"], test["mcnemar"], test.get("bootstrap")
@@ -184,6 +185,23 @@ def summary_markdown(summary: dict, labels: dict[str, str]) -> str:
         if baseline:
             table = paired_table(rows, domains, baseline)
             lines += [*table, ""] if table else []
+        for other in section.get("against", []):
+            if other in rows and other != summary["baseline"]:
+                table = paired_table(rows, domains, rows[other], other)
+                lines += [*table, ""] if table else []
+        if "learning_rates" in section:
+            choice = section["learning_rates"]
+            lines += [
+                f"Learning rates chosen on dev (seed {choice['seed']}, the dev average of each candidate): "
+                + "; ".join(
+                    f"{rows[k]['label'] if k in rows else k} {lr:g} ("
+                    + ", ".join(f"{c} {100 * v:.1f}" for c, v in choice["dev_average"][k].items())
+                    + ")"
+                    for k, lr in choice["per_row"].items()
+                )
+                + ".",
+                "",
+            ]
         if any(r.get("vs_previous") for r in rows.values()):
             lines += ["| row | Δ average vs the row above [95 % CI] |", "|---|---|"]
             lines += [f"| {r['label']} | {interval(r['vs_previous']['average'])} |" for r in rows.values()

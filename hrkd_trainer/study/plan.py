@@ -81,31 +81,105 @@ class StudyRun:
                         f"{self.study.path}: rows.{row.key} with preset {self.preset.name}: {detail}"
                     ) from None
 
+    # ------------------------------------------------------------------ learning rates dev chooses
+    def tuned(self, section: Section) -> bool:
+        """Whether dev chooses the section's learning rates (few-shot: one for all rows; else per row)."""
+        return section.few_shot or bool(section.learning_rates)
+
+    def candidates(self, section: Section) -> tuple[float, ...]:
+        return self.preset.few_shot.learning_rates if section.few_shot else section.learning_rates
+
+    def choice_share(self, section: Section) -> float:
+        """The share whose first-seed cells dev reads: the few-shot choice rate, else the preset's."""
+        few = self.preset.few_shot
+        return few.pool * few.choice_rate if section.few_shot else self.preset.train_fraction
+
+    def choice_path(self, section: Section) -> str:
+        return os.path.join(self.out, choice_file(section.name))
+
+    def choice_made(self, section: Section) -> bool:
+        """Whether dev has chosen for every row of this invocation (per-row choices grow: an invocation
+        with more rows adds theirs to the file)."""
+        path = self.choice_path(section)
+        if not os.path.exists(path):
+            return False
+        if section.few_shot:
+            return True
+        per_row = read_json(path)["per_row"]
+        return all(r.key in per_row for r in self.section_rows(section.name))
+
+    def chosen_rate(self, section: Section, row: Row) -> float | None:
+        """Dev's learning rate for ``row`` in ``section`` (None: not tuned, or not chosen yet)."""
+        if not self.tuned(section) or not self.choice_made(section):
+            return None
+        choice = read_json(self.choice_path(section))
+        return choice["learning_rate"] if section.few_shot else choice["per_row"].get(row.key)
+
+    def choose(self, section: Section) -> dict:
+        """Dev chooses: of the candidates, the best dev average at the first seed on the choice share,
+        for the section's rows together (few-shot, the paper's single rate) or for each row (a row with
+        its own ``learning_rate`` keeps it). The candidates' cells must be done."""
+        path = self.choice_path(section)
+        if self.choice_made(section):
+            return read_json(path)
+        earlier = read_json(path) if os.path.exists(path) else None
+        seed, rows, fraction = self.seeds[0], self.section_rows(section.name), self.choice_share(section)
+        if earlier is not None:  # rows added since: dev chooses theirs, the earlier choices stay
+            rows = [r for r in rows if r.key not in earlier["per_row"]]
+        dev = {
+            r.key: {
+                f"{lr:g}": read_json(cell_path(self.out, fraction, seed, r.key, self.learning_rate(r, lr)))[
+                    "dev_accuracy"
+                ]["average"]
+                for lr in self.candidates(section)
+            }
+            for r in rows
+        }
+        if section.few_shot:
+            mean = {
+                lr: sum(dev[r.key][f"{lr:g}"] for r in rows) / len(rows) for lr in self.candidates(section)
+            }
+            chosen = max(mean, key=mean.get)
+            choice = {"learning_rate": chosen, "rate": self.preset.few_shot.choice_rate, "seed": seed,
+                      "rows": [r.key for r in rows], "dev_average": {f"{k:g}": v for k, v in mean.items()}}  # fmt: skip
+            log(f"few-shot learning rate chosen on dev: {chosen:g} ({choice['dev_average']})")
+        else:
+            per_row = {
+                r.key: r.learning_rate
+                if r.learning_rate is not None
+                else float(max(dev[r.key], key=dev[r.key].get))
+                for r in rows
+            }
+            if earlier is not None:
+                if (earlier["seed"], earlier["fraction"]) != (seed, fraction):
+                    raise SystemExit(
+                        f"{path}: chosen at seed {earlier['seed']} on share {earlier['fraction']}, this "
+                        f"invocation chooses at seed {seed} on share {fraction}; run with the same first seed"
+                    )
+                per_row, dev = {**earlier["per_row"], **per_row}, {**earlier["dev_average"], **dev}
+            choice = {"per_row": per_row, "seed": seed, "fraction": fraction, "dev_average": dev}
+            log(f"learning rates chosen on dev for {section.name}: {per_row}")
+        write_json(path, choice)
+        return choice
+
     # ------------------------------------------------------------------ what each task trains
     def cells_of(self, task: tuple) -> list[tuple[float, Row, int, float]]:
         """``(fraction, row, seed, learning rate)`` of every cell of ``task``."""
         kind, name, *values = task
-        section, few = self.study.sections[name], self.preset.few_shot
-        if kind == "section":
-            return [
-                (self.preset.train_fraction, r, values[0], self.learning_rate(r))
-                for r in self.section_rows(name)
-            ]
+        section = self.study.sections[name]
         if kind == "lr":
-            fraction = few.pool * few.choice_rate
-            return [
-                (fraction, r, self.seeds[0], self.learning_rate(r, values[0]))
-                for r in self.section_rows(name)
-            ]
-        chosen = self.few_shot_choice(section)["learning_rate"] if self.choice_made(section) else None
+            fraction, seed = self.choice_share(section), self.seeds[0]
+            return [(fraction, r, seed, self.learning_rate(r, values[0])) for r in self.section_rows(name)]
+        fraction = self.preset.train_fraction if kind == "section" else self.preset.few_shot.pool * values[1]
         return [
-            (few.pool * values[1], r, values[0], self.learning_rate(r, chosen))
+            (fraction, r, values[0], self.learning_rate(r, self.chosen_rate(section, r)))
             for r in self.section_rows(name)
         ]
 
     def run_task(self, task: tuple) -> None:
-        if task[0] == "few_shot":
-            self.few_shot_choice(self.study.sections[task[1]])
+        section = self.study.sections[task[1]]
+        if task[0] != "lr" and self.tuned(section):
+            self.choose(section)
         for fraction, row, seed, learning_rate in self.cells_of(task):
             begin = time.time()
             fresh = not os.path.exists(cell_path(self.out, fraction, seed, row.key, learning_rate))
@@ -117,65 +191,41 @@ class StudyRun:
     def teachers_of(self, task: tuple) -> set[str]:
         """The scratch folders of the teachers ``task`` would train or load."""
         kind, name, *values = task
-        few = self.preset.few_shot
+        section = self.study.sections[name]
         if kind == "section":
             fraction, seed = self.preset.train_fraction, values[0]
         elif kind == "lr":
-            fraction, seed = few.pool * few.choice_rate, self.seeds[0]
+            fraction, seed = self.choice_share(section), self.seeds[0]
         else:
-            fraction, seed = few.pool * values[1], values[0]
+            fraction, seed = self.preset.few_shot.pool * values[1], values[0]
         share = os.path.join(self.scratch, share_name(fraction), f"seed{self.preset.teacher_seed_for(seed)}")
         return {os.path.join(share, f"teacher-{r.teacher}") for r in self.section_rows(name) if r.teacher}
 
     def finished(self, task: tuple) -> bool:
-        if task[0] == "few_shot" and not self.choice_made(self.study.sections[task[1]]):
+        section = self.study.sections[task[1]]
+        if task[0] != "lr" and self.tuned(section) and not self.choice_made(section):
             return False
         return all(
             os.path.exists(cell_path(self.out, f, s, r.key, lr)) for f, r, s, lr in self.cells_of(task)
         )
 
-    # ------------------------------------------------------------------ the few-shot learning rate
-    def choice_path(self, section: Section) -> str:
-        return os.path.join(self.out, choice_file(section.name))
-
-    def choice_made(self, section: Section) -> bool:
-        return os.path.exists(self.choice_path(section))
-
-    def few_shot_choice(self, section: Section) -> dict:
-        """Dev chooses the few-shot learning rate: of the candidates, the best mean dev average over
-        the section's rows at the first seed and the second-smallest rate (its cells must be done)."""
-        path = self.choice_path(section)
-        if os.path.exists(path):
-            return read_json(path)
-        few, seed, rows = self.preset.few_shot, self.seeds[0], self.section_rows(section.name)
-        fraction = few.pool * few.choice_rate
-        dev = {}
-        for lr in few.learning_rates:
-            runs = [
-                read_json(cell_path(self.out, fraction, seed, r.key, self.learning_rate(r, lr))) for r in rows
-            ]
-            dev[lr] = sum(r["dev_accuracy"]["average"] for r in runs) / len(runs)
-        chosen = max(dev, key=dev.get)
-        choice = {"learning_rate": chosen, "rate": few.choice_rate, "seed": seed, "rows": [r.key for r in rows],
-                  "dev_average": {f"{k:g}": v for k, v in dev.items()}}  # fmt: skip
-        write_json(path, choice)
-        log(f"few-shot learning rate chosen on dev: {chosen:g} ({choice['dev_average']})")
-        return choice
+    def waits(self, task: tuple, unfinished: list[tuple]) -> bool:
+        """A task of a tuned section waits until its learning-rate candidates have finished."""
+        return task[0] != "lr" and any(t[0] == "lr" and t[1] == task[1] for t in unfinished)
 
 
 def tasks_of(run: StudyRun) -> list[tuple]:
-    """The invocation's tasks in order: few-shot learning-rate candidates, then seed by seed every
-    section and every few-shot rate (the largest first)."""
-    few_shot = [n for n in run.sections if run.study.sections[n].few_shot]
-    tasks = [("lr", name, lr) for name in few_shot for lr in run.preset.few_shot.learning_rates]
+    """The invocation's tasks in order: the learning-rate candidates of the sections dev tunes, then
+    seed by seed every section and every few-shot rate (the largest first)."""
+    sections = [run.study.sections[n] for n in run.sections]
+    tasks = [("lr", s.name, lr) for s in sections if run.tuned(s) for lr in run.candidates(s)]
     for seed in run.seeds:
-        for name in run.sections:
-            if name in few_shot:
-                tasks += [
-                    ("few_shot", name, seed, rate) for rate in sorted(run.preset.few_shot.rates, reverse=True)
-                ]
+        for section in sections:
+            if section.few_shot:
+                rates = sorted(run.preset.few_shot.rates, reverse=True)
+                tasks += [("few_shot", section.name, seed, rate) for rate in rates]
             else:
-                tasks.append(("section", name, seed))
+                tasks.append(("section", section.name, seed))
     return tasks
 
 
@@ -201,8 +251,8 @@ def prune_teachers(run: StudyRun, unfinished: list[tuple]) -> list[str]:
 
 def run_tasks(run: StudyRun, tasks: list[tuple], jobs: int, worker: list[str]) -> None:
     """Run ``tasks``, in this process or ``jobs`` at a time in worker processes (``worker + [--task
-    ...]``, each with its share of the CPU threads); a few-shot task starts once every learning-rate
-    candidate has finished. Teachers are pruned after each task."""
+    ...]``, each with its share of the CPU threads); a task of a tuned section starts once its
+    learning-rate candidates have finished. Teachers are pruned after each task."""
     pending = [t for t in tasks if not run.finished(t)]
     prune_teachers(run, pending)
     if jobs == 1:
@@ -228,13 +278,14 @@ def run_tasks(run: StudyRun, tasks: list[tuple], jobs: int, worker: list[str]) -
                     )
                 log(f"task {task_name(task)} finished")
                 prune_teachers(run, [*pending, *running])
-            candidates_done = not any(t[0] == "lr" for t in [*pending, *running])
-            startable = [t for t in pending if t[0] != "few_shot" or candidates_done]
+            unfinished = [*pending, *running]
+            startable = [t for t in pending if not run.waits(t, unfinished)]
             while startable and len(running) < jobs:
                 task = startable.pop(0)
                 pending.remove(task)
-                if task[0] == "few_shot":
-                    run.few_shot_choice(run.study.sections[task[1]])
+                section = run.study.sections[task[1]]
+                if task[0] != "lr" and run.tuned(section):
+                    run.choose(section)
                 with open(os.path.join(logs, f"{task_name(task)}.log"), "a") as handle:
                     command = [*worker, "--task", *(str(v) if isinstance(v, str) else f"{v:g}" for v in task)]
                     running[task] = subprocess.Popen(

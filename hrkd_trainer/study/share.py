@@ -28,8 +28,10 @@ from ..evaluation import accuracy_of_correct, correctness, predict_per_domain
 from ..results import write_json
 from ..run import (
     RECIPES,
+    TRANSFER_FLAGS,
     StageRecord,
     add_prototype_scores,
+    add_transfer_set,
     load_own_data,
     obtain_teacher,
     parse_recipe_args,
@@ -113,6 +115,7 @@ class Share:
             train_domains, batch, recipe.teacher_num_train_epochs, preset.min_steps
         )
         self._weighted = None
+        self._transfer: dict = {}
 
     def parse(self, flags: dict):
         """The preset's flags, this share's data flags, then ``flags`` (see :func:`parse_flags`)."""
@@ -128,6 +131,19 @@ class Share:
         """Training rows per domain (by name)."""
         counts = Counter(self.data.train["domain_ids"])
         return {domain: counts[i] for i, domain in enumerate(self.data.domains)}
+
+    def state_for(self, recipe, meta: bool = False):
+        """The data stage's state for a cell: Meta-KD's scores when ``meta``, and the transfer rows its
+        recipe asks for (prepared once per distinct setting)."""
+        base = self.weighted_state() if meta else self.state
+        if not recipe.transfer_requested:
+            return dataclasses.replace(base, transfer=None)
+        key = tuple(getattr(recipe, name) for name in TRANSFER_FLAGS)
+        if key not in self._transfer:
+            state = dataclasses.replace(self.state, recipe=recipe, timings={})
+            add_transfer_set(state)
+            self._transfer[key] = state.transfer
+        return dataclasses.replace(base, transfer=self._transfer[key])
 
     def weighted_state(self):
         """The data stage's state with Meta-KD's prototype scores t_i (computed once, on first use)."""

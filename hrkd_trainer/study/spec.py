@@ -21,13 +21,15 @@ together and against what), presets (everything held fixed: data, models, sizes,
 
 A row's ``method`` is a distiller of the runner (``multi-domain``, ``hrkd``, ``tinybert``,
 ``meta-distill``) or ``fine-tune`` (the student trained on the labels alone: the runner's baseline
-stage, no teacher). ``teacher`` is the type of teacher the row distils (trained once per seed and
+stage, no teacher). ``teacher`` is the type of teacher the row distils (a fine-tune row with ``baseline_pseudo_labels``: the one that labels its transfer text; trained once per seed and
 share of the data, shared by every row that names it). ``flags`` are recipe flags (any flag of
 ``hrkd-distill``), checked here, before anything trains.
 
 Every row of a section is paired with the study's ``baseline`` row (by seed, at the same share); a
 section with ``compare: previous`` also pairs each row with the row above it (``first_previous``
-for the first one), as an ablation table reads; ``few_shot: true`` runs its rows at every rate of the
+for the first one), as an ablation table reads; ``against: [ROW, ...]`` pairs every row with those rows
+too. ``learning_rates: [...]`` lets dev choose each row's learning rate among them (the best dev
+average at the first seed; a row with its own ``learning_rate`` keeps it); ``few_shot: true`` runs its rows at every rate of the
 preset's ``few_shot`` block (shares of ``pool``) with the student learning rate chosen on dev, and
 reports each row's improvement over the ``base`` row.
 """
@@ -81,6 +83,8 @@ class Section:
     few_shot: bool = False
     base: str | None = None
     labels: dict = field(default_factory=dict)  # a row's label in this section, when it differs
+    learning_rates: tuple[float, ...] = ()  # candidates: dev chooses each row's at the first seed
+    against: tuple[str, ...] = ()  # rows every row is also paired with, besides the study's baseline
 
     def label(self, row: Row) -> str:
         return self.labels.get(row.key, row.label)
@@ -185,12 +189,15 @@ def _row(key: str, entry: dict, where: str) -> Row:
     if method not in METHODS:
         raise StudyError(f"{where}: method {method!r}{did_you_mean(method, list(METHODS))}; one of {METHODS}")
     teacher = entry.get("teacher")
-    if method == FINE_TUNE and teacher:
+    labels_transfer = bool((entry.get("flags") or {}).get("baseline_pseudo_labels"))
+    if method == FINE_TUNE and labels_transfer and not teacher:
+        teacher = TeacherType.HRKD  # the teacher that labels the transfer text
+    if method == FINE_TUNE and teacher and not labels_transfer:
         raise StudyError(f"{where}: a fine-tune row trains without a teacher: drop 'teacher: {teacher}'")
-    if method != FINE_TUNE:
+    if method != FINE_TUNE or teacher:
         if teacher not in TeacherType.values():
             raise StudyError(f"{where}: teacher {teacher!r}: one of {TeacherType.values()}")
-        if teacher == TeacherType.SINGLE and not Method(method).per_domain:
+        if teacher == TeacherType.SINGLE and (method == FINE_TUNE or not Method(method).per_domain):
             raise StudyError(
                 f"{where}: a 'single' teacher (one model per domain) is distilled by tinybert or meta-distill"
             )
@@ -200,11 +207,22 @@ def _row(key: str, entry: dict, where: str) -> Row:
 
 
 def _section(name: str, entry: dict, rows: dict[str, Row], where: str) -> Section:
-    allowed = ("title", "rows", "compare", "first_previous", "few_shot", "base", "labels")
+    allowed = (
+        "title",
+        "rows",
+        "compare",
+        "first_previous",
+        "few_shot",
+        "base",
+        "labels",
+        "learning_rates",
+        "against",
+    )
     entry = _take(entry, where, allowed, ("rows",))
     keys = tuple(entry["rows"])
     labels = dict(entry.get("labels") or {})
-    for key in [*keys, *(entry[k] for k in ("first_previous", "base") if entry.get(k)), *labels]:
+    against = tuple(entry.get("against") or ())
+    for key in [*keys, *(entry[k] for k in ("first_previous", "base") if entry.get(k)), *labels, *against]:
         if key not in rows:
             raise StudyError(f"{where}: row {key!r}{did_you_mean(key, list(rows))} is not in 'rows'")
     compare = entry.get("compare", "baseline")
@@ -213,8 +231,13 @@ def _section(name: str, entry: dict, rows: dict[str, Row], where: str) -> Sectio
     few_shot = bool(entry.get("few_shot", False))
     if few_shot and entry.get("base") not in keys:
         raise StudyError(f"{where}: a few-shot section needs 'base', one of its rows")
+    rates = tuple(float(r) for r in entry.get("learning_rates") or ())
+    if rates and few_shot:
+        raise StudyError(
+            f"{where}: a few-shot section's learning rates are the preset's few_shot.learning_rates"
+        )
     return Section(name, entry.get("title", name), keys, compare, entry.get("first_previous"), few_shot,
-                   entry.get("base"), labels)  # fmt: skip
+                   entry.get("base"), labels, rates, against)  # fmt: skip
 
 
 def _preset(name: str, entry: dict, where: str) -> Preset:

@@ -108,8 +108,19 @@ class Summariser:
         fraction = self.preset.train_fraction if fraction is None else fraction
         return self.runs.of(fraction, key, self.learning_rate(key, chosen))
 
+    def chosen(self, section: Section) -> dict:
+        """``{row: learning rate}`` dev chose for a section with ``learning_rates`` (else empty)."""
+        path = os.path.join(self.out, choice_file(section.name))
+        if section.few_shot or not section.learning_rates or not os.path.exists(path):
+            return {}
+        return read_json(path)["per_row"]
+
+    def section_cells(self, section: Section, key: str) -> dict:
+        """A row's cells on the preset's share, at the learning rate dev chose for it in ``section``."""
+        return self.cells(key, chosen=self.chosen(section).get(key))
+
     def row(self, section: Section, key: str, previous: str | None) -> dict:
-        cells, base = self.cells(key), self.cells(self.study.baseline)
+        cells, base = self.section_cells(section, key), self.section_cells(section, self.study.baseline)
         entry = {
             "label": section.label(self.study.rows[key]),
             **accuracy_summary(cells),
@@ -120,8 +131,17 @@ class Summariser:
         }
         steps = [c["seconds_per_step"] for c in cells.values() if c.get("seconds_per_step")]
         entry["seconds_per_step"] = mean_std(steps)[0] if len(steps) == len(cells) else None
-        if section.compare == "previous" and previous and self.cells(previous):
-            entry["vs_previous"] = paired(cells, self.cells(previous), order=self.preset.seeds)
+        if section.compare == "previous" and previous and self.section_cells(section, previous):
+            entry["vs_previous"] = paired(
+                cells, self.section_cells(section, previous), order=self.preset.seeds
+            )
+        others = {other: self.section_cells(section, other) for other in section.against if other != key}
+        if any(others.values()):
+            entry["vs"] = {
+                o: paired(cells, c, self.bootstrap, self.preset.seeds) for o, c in others.items() if c
+            }
+        if section.learning_rates:
+            entry["learning_rate"] = self.learning_rate(key, self.chosen(section).get(key))
         if any(c.get("mean_ratios") for c in cells.values()):
             entry["mean_ratios"] = mean_matrix([c["mean_ratios"] for c in cells.values()])
             entry["ratio_spread"] = max(c["ratio_spread"] for c in cells.values())
@@ -135,9 +155,14 @@ class Summariser:
     def section(self, section: Section) -> dict | None:
         rows = {}
         for previous, key in zip([section.first_previous, *section.rows], section.rows):
-            if self.cells(key):
+            if self.section_cells(section, key):
                 rows[key] = self.row(section, key, previous)
-        return {"title": section.title, "rows": rows} if rows else None
+        if not rows:
+            return None
+        out = {"title": section.title, "rows": rows, "against": list(section.against)}
+        if self.chosen(section):
+            out["learning_rates"] = read_json(os.path.join(self.out, choice_file(section.name)))
+        return out
 
     def few_shot(self, section: Section) -> dict | None:
         """Per rate: each row's average accuracy, its improvement rate over the base row and the
