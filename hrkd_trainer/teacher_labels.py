@@ -35,7 +35,19 @@ def is_plain_classifier(path: str, config) -> bool:
 
     if os.path.isdir(path) and (os.path.isfile(os.path.join(path, EXPERTS_FILE)) or is_compact(path)):
         return False
-    return not getattr(config, "hrkd_domains", None)
+    domains = getattr(config, "hrkd_domains", None)
+    if not domains:
+        return True
+    # one domain's folder of a full export is a plain classifier (it carries the domain list too): the
+    # export's root is the folder that holds a subfolder per domain
+    if os.path.isdir(path):
+        return not os.path.isfile(os.path.join(path, domains[0], "config.json"))
+    try:
+        from huggingface_hub import file_exists
+
+        return not file_exists(path, f"{domains[0]}/config.json")
+    except Exception:  # offline or no such repo: read it as the export it says it is
+        return False
 
 
 def parse_label_map(text: str | None) -> dict[str, str]:

@@ -184,3 +184,22 @@ def test_methods_that_need_several_domains_refuse_or_fall_back_on_one():
     recipe, config = flags(Method.HRKD, relational=True)
     fit_methods_to_domains(["a", "b"], recipe, config)  # two domains: nothing changes
     assert recipe.method == Method.HRKD and config.relational_mode == RelationalMode.FROZEN
+
+
+def test_one_domains_folder_of_a_full_export_is_a_plain_classifier(tmp_path, bert_teacher_dir):
+    """A full export's root is an hrkd export; its domain subfolders (AutoModel-loadable, and carrying the
+    domain list in their config) are plain classifiers a user may pass as --teacher; so is a compact one
+    never."""
+    from hrkd_trainer.modeling import MultiDomainModel
+    from hrkd_trainer.teacher_labels import is_plain_classifier
+
+    model = MultiDomainModel.from_encoder(bert_teacher_dir, ["a", "b"], ["neg", "pos"], seed=0)
+    model.save_pretrained(str(tmp_path / "full"))
+    model.save_pretrained(str(tmp_path / "compact"), domain_copies=False)
+    for path, plain in (
+        (tmp_path / "full", False),
+        (tmp_path / "full" / "b", True),
+        (tmp_path / "compact", False),
+    ):
+        config = AutoConfig.from_pretrained(path) if plain or path.name == "full" else None
+        assert is_plain_classifier(str(path), config) is plain, path
