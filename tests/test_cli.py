@@ -138,7 +138,7 @@ def test_the_wheel_holds_the_command_and_its_configs(tmp_path, vader_rows, bert_
         "amazon.yaml", "mnli.yaml", "vader.yaml", "vader_mpnet.yaml",
     ]  # fmt: skip
     assert sorted(p.name for p in (target / "hrkd_trainer" / "studies").glob("*.yaml")) == [
-        "compression.yaml", "report.yaml", "weighting.yaml",
+        "compression.yaml", "distillation.yaml", "report.yaml", "weighting.yaml",
     ]  # fmt: skip
     path = tmp_path / "data.csv"
     with open(path, "w", newline="", encoding="utf-8") as handle:

@@ -57,7 +57,7 @@ def write_csv(path, rows, fieldnames, bom=False):
 
 
 def test_a_users_classifier_is_compressed_from_an_excel_csv_without_domains(
-    tmp_path, tokenizer, tweets, capfd
+    tmp_path, tokenizer, tweets, caplog
 ):
     """The teacher's classes are ['POSITIVE', 'NEGATIVE'] (the reverse of the data's sorted order): the data
     is relabelled to them, the teacher is used as is (no teacher stage), the student keeps the teacher's
@@ -65,12 +65,18 @@ def test_a_users_classifier_is_compressed_from_an_excel_csv_without_domains(
     teacher = save_classifier(tmp_path / "clf", tokenizer, {0: "POSITIVE", 1: "NEGATIVE"})
     data = write_csv(tmp_path / "reviews.csv", tweets, ["text", "label"], bom=True)
     out = tmp_path / "run"
-    results = main([
-        "--train_file", data, "--teacher", teacher, "--label_map", "negative=NEGATIVE,positive=POSITIVE",
-        "--method", "hrkd", "--output_dir", str(out), *TINY,
-    ])  # fmt: skip
+    package = logging.getLogger("hrkd_trainer")  # its own handler may write to another test's stderr
+    package.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO):
+            results = main([
+                "--train_file", data, "--teacher", teacher, "--label_map", "negative=NEGATIVE,positive=POSITIVE",
+                "--method", "hrkd", "--output_dir", str(out), *TINY,
+            ])  # fmt: skip
+    finally:
+        package.removeHandler(caplog.handler)
     assert results["domains"] == [ONE_DOMAIN]
-    said = capfd.readouterr().err
+    said = caplog.text
     assert "one domain (all)" in said and "uniform weights" in said and "stage 2/4: teacher (given)" in said
     stages = json.loads((out / "stages.json").read_text())
     assert "teacher" not in stages and not (out / "teacher").exists()  # used as is, never trained
