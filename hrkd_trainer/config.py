@@ -168,7 +168,9 @@ class HRKDConfig(MultiDomainArguments):
         PredictionLoss.SOFT_CE,
         help="'soft-ce': eq. 2, the soft cross-entropy at temperature t (the paper). 'hinton': "
         "α·CE(gold labels) + (1−α)·t²·KL(teacher ‖ student) (Hinton et al. 2015; t² keeps the soft part's "
-        "gradient scale independent of t), CE over the rows with a gold label only (not transfer text).",
+        "gradient scale independent of t), CE over the rows with a gold label only (not transfer text). With transfer text or --augment and neither "
+        "this flag nor --hard_label_weight given, the default is 'hinton' with α = 0.5 (it beat fine-tuning the "
+        "student in the distillation study; docs/compression.md).",
         choices=PredictionLoss,
     )
     hard_label_weight: float = option(

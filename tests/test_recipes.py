@@ -202,6 +202,31 @@ def test_dependent_defaults_are_decided_while_parsing(tmp_path):
     assert recipe.meta_kd().domain_loss_weight == 0.3 and recipe.meta_kd().transfer_loss_weight == 0.5
 
 
+def test_transfer_text_makes_hard_plus_soft_labels_the_default_unless_the_loss_is_given(tmp_path):
+    """The distillation study's winner (α·CE + (1−α)·t²·KL, α = 0.5) is the default once the teacher labels
+    text for the student; without transfer text the paper's soft CE stays; a given loss or α wins."""
+    _, config = parse_recipe_args(["--output_dir", "x"])
+    assert (config.prediction_loss, config.hard_label_weight) == ("soft-ce", 0.0)
+    for transfer in (["--transfer_rest_of_train"], ["--transfer_rest_of_train", "true"],
+                     ["--transfer_file", "t.csv"], ["--transfer_dataset_name", "d"], ["--augment", "1"]):  # fmt: skip
+        _, config = parse_recipe_args(["--output_dir", "x", *transfer])
+        assert (config.prediction_loss, config.hard_label_weight) == ("hinton", 0.5), transfer
+    _, config = parse_recipe_args(["--output_dir", "x", "--transfer_rest_of_train", "false"])
+    assert config.prediction_loss == "soft-ce"
+    _, config = parse_recipe_args(["--output_dir", "x", "--augment", "1", "--prediction_loss", "soft-ce"])
+    assert (config.prediction_loss, config.hard_label_weight) == ("soft-ce", 0.0)
+    _, config = parse_recipe_args(["--output_dir", "x", "--augment", "1", "--prediction_loss", "hinton",
+                                   "--hard_label_weight", "0.2"])  # fmt: skip
+    assert config.hard_label_weight == 0.2
+    path = tmp_path / "c.yaml"
+    path.write_text("output_dir: x\ntransfer_rest_of_train: true\n")
+    _, config = parse_recipe_args(["--config", str(path)])
+    assert config.prediction_loss == "hinton"  # transfer text from the YAML file counts too
+    path.write_text("output_dir: x\ntransfer_rest_of_train: true\nprediction_loss: soft-ce\n")
+    _, config = parse_recipe_args(["--config", str(path)])
+    assert (config.prediction_loss, config.hard_label_weight) == ("soft-ce", 0.0)
+
+
 def test_one_recipe_list_the_runner_and_the_model_card_agree_on():
     from hrkd_trainer.model_card import _command
     from hrkd_trainer.recipe_configs import recipe_names, recipe_scripts

@@ -227,6 +227,7 @@ def test_tasks_come_in_the_order_that_keeps_scratch_small(tmp_path):
     share = os.path.join(run.scratch, share_name(0.04), "seed1")
     for kind in ("hrkd", "mix"):
         os.makedirs(os.path.join(share, f"teacher-{kind}", "teacher"))
+    assert prune_teachers(dataclasses.replace(run, keep_teachers=True), []) == []  # --keep_teachers
     deleted = prune_teachers(run, [("section", "ablations", 1)])  # only the HRKD-teacher is still needed
     assert [os.path.basename(p) for p in deleted] == ["teacher-mix"]
     assert os.path.isdir(os.path.join(share, "teacher-hrkd")) and prune_teachers(run, []) == [

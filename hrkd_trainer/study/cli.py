@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (seeds run side by side)")
     parser.add_argument(
+        "--keep_teachers", action="store_true",
+        help="keep the scratch teachers (and their output caches) once no task of this invocation needs them: "
+        "for a later invocation with more rows or seeds, or one running beside this one on the same scratch "
+        "(by default they are deleted to bound the disk; a later need retrains them, to the same weights)",
+    )  # fmt: skip
+    parser.add_argument(
         "--summarise", action="store_true", help="only rebuild the summary from finished cells"
     )
     parser.add_argument("--doc", nargs="+", default=[], metavar="FILE", help="fill the study's block in FILE")
@@ -138,6 +144,7 @@ def study_run(args) -> StudyRun:
         sections,
         args.rows,
         args.data_path,
+        keep_teachers=getattr(args, "keep_teachers", False),
     )
 
 

@@ -44,6 +44,7 @@ class StudyRun:
     data_path: str | None = None
     shares: dict = field(default_factory=dict)
     default_learning_rate: float | None = None
+    keep_teachers: bool = False
 
     def share(self, fraction: float) -> Share:
         fraction = round(fraction, 6)
@@ -235,7 +236,10 @@ def task_name(task: tuple) -> str:
 
 def prune_teachers(run: StudyRun, unfinished: list[tuple]) -> list[str]:
     """Delete the scratch teachers no unfinished task needs (a later need retrains them, to the same
-    weights); returns the folders deleted."""
+    weights); returns the folders deleted. With ``--keep_teachers`` nothing is deleted: another
+    invocation (more rows or seeds, or one running beside this one) may still read them."""
+    if run.keep_teachers:
+        return []
     needed = set().union(*(run.teachers_of(t) for t in unfinished)) if unfinished else set()
     deleted = []
     for share in os.listdir(run.scratch) if os.path.isdir(run.scratch) else []:
