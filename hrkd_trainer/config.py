@@ -383,7 +383,8 @@ class HRKDConfig(MultiDomainArguments):
         check_range("--hard_label_weight", self.hard_label_weight, low=0.0, high=1.0)
         if self.hard_label_weight and self.prediction_loss != PredictionLoss.HINTON:
             raise ValueError(
-                "--hard_label_weight needs --prediction_loss hinton (eq. 2 has no gold-label term)"
+                f"--hard_label_weight {self.hard_label_weight:g} needs --prediction_loss hinton (eq. 2 has no "
+                f"gold-label term); with --prediction_loss {self.prediction_loss} give --hard_label_weight 0"
             )
         if self.teacher_cache and not self.mask_padding:
             raise ValueError(

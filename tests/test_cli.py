@@ -232,12 +232,13 @@ def test_vader_mpnet_recipe_distils_an_mpnet_teacher_into_a_minilm_student(tmp_p
     results = main([
         "vader-mpnet", "--teacher_init", small_mpnet_dir, "--output_dir", str(out), "--max_train_samples_per_domain", "8",
         "--max_eval_samples_per_domain", "4", *TINY, "--student_layers", "1", "--baseline", "true",
-        "--teacher_cache_dir", str(tmp_path / "cache"), "--speed_repeats", "3",
+        "--teacher_cache_dir", str(tmp_path / "cache"), "--speed_repeats", "3", "--max_transfer_samples_per_domain", "4",
         # the token-level losses too (the recipe ships the logit loss alone): the two tokenizers must align
         "--distill_losses", "embedding", "hidden", "prediction",
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["student"]["layers"] == 1
+    assert saved["transfer"]["rows"] == 16  # the shipped transfer text: 4 rest-of-train rows per domain here
     assert (
         saved["teacher"]["parameters"] < saved["student"]["parameters"]
     )  # a tiny teacher; real sizes in docs
@@ -264,4 +265,6 @@ def test_the_vader_mpnet_recipe_ships_a_real_compression():
     assert recipe.student == "minilm-l6" and recipe.student_layers == 4
     assert config.teacher_cache and recipe.max_eval_samples_per_domain is None
     assert recipe.baseline
-    assert config.distill_losses == ["prediction"] and config.temperature == 0.5
+    assert config.distill_losses == ["prediction"] and config.temperature == 1.0  # the distillation study's K2
+    assert (config.prediction_loss, config.hard_label_weight, config.learning_rate) == ("hinton", 0.5, 2e-4)
+    assert recipe.transfer_rest_of_train and recipe.max_transfer_samples_per_domain == 500
