@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from .assets import teacher_cache_root
@@ -276,7 +277,24 @@ class TeacherOutputCache:
 
         With several processes, each fills every ``num_processes``-th batch of the same preallocated
         files (the layout is known from the lengths), then the main process writes the manifest.
+
+        Separate single-process runs that need the same cache at once (a study's workers) take turns
+        under a file lock ``root/key.lock``: the first builds, the others wait and reuse it. Without
+        it, a second builder would take the first one's files for an interrupted build, delete them
+        and start over, and the first would train on rows not yet written again. (The processes of
+        one multi-process launch share one build; two launches must not build one cache at once.)
         """
+        if num_processes == 1:
+            Path(root).mkdir(parents=True, exist_ok=True)
+            with FileLock(str(Path(root) / f"{key}.lock")):
+                return cls._build_or_open(root, key, spec, lengths, run_teacher, batches, hidden_size, heads,
+                                          num_labels, 0, 1, is_main_process, wait_for_everyone, description)  # fmt: skip
+        return cls._build_or_open(root, key, spec, lengths, run_teacher, batches, hidden_size, heads, num_labels,
+                                  process_index, num_processes, is_main_process, wait_for_everyone, description)  # fmt: skip
+
+    @classmethod
+    def _build_or_open(cls, root, key, spec, lengths, run_teacher, batches, hidden_size, heads, num_labels,
+                       process_index, num_processes, is_main_process, wait_for_everyone, description):  # fmt: skip
         directory = Path(root) / key
         if (directory / MANIFEST).is_file():
             cache = cls(directory)

@@ -265,6 +265,8 @@ def test_the_vader_mpnet_recipe_ships_a_real_compression():
     assert recipe.student == "minilm-l6" and recipe.student_layers == 4
     assert config.teacher_cache and recipe.max_eval_samples_per_domain is None
     assert recipe.baseline
-    assert config.distill_losses == ["prediction"] and config.temperature == 1.0  # the distillation study's K2
+    assert (
+        config.distill_losses == ["prediction"] and config.temperature == 1.0
+    )  # the distillation study's K2
     assert (config.prediction_loss, config.hard_label_weight, config.learning_rate) == ("hinton", 0.5, 2e-4)
     assert recipe.transfer_rest_of_train and recipe.max_transfer_samples_per_domain == 500

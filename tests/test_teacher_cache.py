@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 
 import pytest
 import torch
@@ -98,7 +99,7 @@ def test_cached_training_follows_the_uncached_run_and_reuses_the_cache(
     again.train()
     assert again.teacher_cache.directory == directory
     assert (directory / MANIFEST).stat().st_mtime_ns == stamp
-    assert sorted(os.listdir(tmp_path / "cache")) == [directory.name]
+    assert sorted(os.listdir(tmp_path / "cache")) == [directory.name, f"{directory.name}.lock"]  # + its build lock
 
 
 def test_key_changes_with_teacher_tokenizer_data_and_layer_map(teacher_dir, tokenized, tokenizer, tmp_path):
@@ -169,3 +170,41 @@ def test_a_cache_the_disk_cannot_hold_is_refused_before_it_is_written(tmp_path):
     check_free_space(tmp_path, 1000)  # fits
     with pytest.raises(OSError, match=r"needs 1000000000.00 GB .* --teacher_cache_dtype"):
         check_free_space(tmp_path, 10**18)
+
+
+def test_two_runs_needing_one_cache_at_once_build_it_once(tmp_path):
+    """Two workers of a study reach the same cache together: the second waits under the lock and reuses
+    the first's complete cache (before the lock it deleted the first's files as an interrupted build,
+    and the first trained on rows not yet written again)."""
+    import threading
+    import time
+
+    spec = CacheSpec(hidden_layers=(0,), attention_layers=(), logits=True, dtype="float32")
+    lengths = [3, 5, 2, 4]
+    calls = []
+
+    def run_teacher(batch):
+        calls.append(list(batch))
+        time.sleep(0.05)  # slow enough for the two builds to overlap without the lock
+        width = max(lengths[i] for i in batch)
+        rows = torch.tensor([[float(i + 1)] for i in batch])
+        hidden = rows.view(-1, 1, 1).expand(len(batch), width, 8).contiguous()
+        return types.SimpleNamespace(hidden_states={0: hidden}, attention_scores={}, logits=rows.expand(-1, 2))
+
+    caches = []
+
+    def build():
+        caches.append(TeacherOutputCache.build_or_open(
+            tmp_path, "k", spec, lengths, run_teacher, [[0, 1], [2, 3]], hidden_size=8, heads=2, num_labels=2,
+        ))  # fmt: skip
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 2, "the teacher ran over the data once, not once per worker"
+    for cache in caches:
+        out = cache.lookup(torch.tensor([0, 1, 2, 3]), 5, "cpu")
+        assert out.logits[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
+        assert out.hidden_states[0][1, :5, 0].tolist() == [2.0] * 5 and out.hidden_states[0][2, 2:, 0].sum() == 0

@@ -313,7 +313,9 @@ def dependent_defaults(argv: list[str], values: dict) -> dict:
     pre.add_argument("--few_shot_learning_rate", type=float, default=default_rate)
     for name in ("transfer_file", "transfer_dataset_name", "prediction_loss", "hard_label_weight"):
         pre.add_argument(f"--{name}", default=values.get(name))
-    pre.add_argument("--transfer_rest_of_train", nargs="?", const="true", default=values.get("transfer_rest_of_train"))
+    pre.add_argument(
+        "--transfer_rest_of_train", nargs="?", const="true", default=values.get("transfer_rest_of_train")
+    )
     pre.add_argument("--augment", type=int, default=values.get("augment", 0))
     given = pre.parse_known_args(argv)[0]
     defaults = {}
