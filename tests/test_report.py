@@ -166,7 +166,9 @@ def test_the_committed_results_page_and_readme_block_come_from_the_committed_run
     assert page.markdown(args, summary, plots) == (ROOT / "docs" / "results.md").read_text()
 
 
-@pytest.mark.parametrize("study, doc", [("weighting", "weighting.md"), ("compression", "compression.md")])
+@pytest.mark.parametrize(
+    "study, doc", [("weighting", "weighting.md"), ("compression", "compression.md"), ("distillation", "compression.md")]
+)
 def test_the_committed_study_blocks_come_from_the_committed_runs(study, doc):
     """The study's block in the page equals its summary of the committed cells, but for the bootstrap
     column (2,000 resamples take a minute in pure Python: the test compares everything else)."""
