@@ -167,7 +167,8 @@ def test_the_committed_results_page_and_readme_block_come_from_the_committed_run
 
 
 @pytest.mark.parametrize(
-    "study, doc", [("weighting", "weighting.md"), ("compression", "compression.md"), ("distillation", "compression.md")]
+    "study, doc",
+    [("weighting", "weighting.md"), ("compression", "compression.md"), ("distillation", "compression.md")],
 )
 def test_the_committed_study_blocks_come_from_the_committed_runs(study, doc):
     """The study's block in the page equals its summary of the committed cells, but for the bootstrap

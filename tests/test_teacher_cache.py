@@ -99,7 +99,8 @@ def test_cached_training_follows_the_uncached_run_and_reuses_the_cache(
     again.train()
     assert again.teacher_cache.directory == directory
     assert (directory / MANIFEST).stat().st_mtime_ns == stamp
-    assert sorted(os.listdir(tmp_path / "cache")) == [directory.name, f"{directory.name}.lock"]  # + its build lock
+    # the cache and its build lock
+    assert sorted(os.listdir(tmp_path / "cache")) == [directory.name, f"{directory.name}.lock"]
 
 
 def test_key_changes_with_teacher_tokenizer_data_and_layer_map(teacher_dir, tokenized, tokenizer, tmp_path):
@@ -189,7 +190,9 @@ def test_two_runs_needing_one_cache_at_once_build_it_once(tmp_path):
         width = max(lengths[i] for i in batch)
         rows = torch.tensor([[float(i + 1)] for i in batch])
         hidden = rows.view(-1, 1, 1).expand(len(batch), width, 8).contiguous()
-        return types.SimpleNamespace(hidden_states={0: hidden}, attention_scores={}, logits=rows.expand(-1, 2))
+        return types.SimpleNamespace(
+            hidden_states={0: hidden}, attention_scores={}, logits=rows.expand(-1, 2)
+        )
 
     caches = []
 
@@ -207,4 +210,6 @@ def test_two_runs_needing_one_cache_at_once_build_it_once(tmp_path):
     for cache in caches:
         out = cache.lookup(torch.tensor([0, 1, 2, 3]), 5, "cpu")
         assert out.logits[:, 0].tolist() == [1.0, 2.0, 3.0, 4.0]
-        assert out.hidden_states[0][1, :5, 0].tolist() == [2.0] * 5 and out.hidden_states[0][2, 2:, 0].sum() == 0
+        assert (
+            out.hidden_states[0][1, :5, 0].tolist() == [2.0] * 5 and out.hidden_states[0][2, 2:, 0].sum() == 0
+        )
