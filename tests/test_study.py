@@ -425,3 +425,41 @@ def test_dev_chooses_each_rows_learning_rate_and_rows_pair_against_several_rows(
 
     text = summary_markdown(summary, {k: r.label for k, r in run.study.rows.items()})
     assert "| row | Δ average vs HRKD [95 % CI]" in text and "Learning rates chosen on dev (seed 1" in text
+
+
+# What each committed row of the vader-mpnet studies ran with (docs/compression.md): the recipe's
+# defaults may move to a study's winner, the rows must not move with them.
+COMMITTED_SETTINGS = {
+    ("distillation", "F0"): dict(transfer_rest_of_train=False, augment=0, baseline_pseudo_labels=False),
+    ("distillation", "F1"): dict(transfer_rest_of_train=True, augment=0, baseline_pseudo_labels=True),
+    ("distillation", "K1"): dict(transfer_rest_of_train=False, augment=0, distill_losses=["prediction"],
+                                 prediction_loss="hinton", hard_label_weight=0.5, temperature=1.0),
+    ("distillation", "K2"): dict(transfer_rest_of_train=True, augment=0, distill_losses=["prediction"],
+                                 prediction_loss="hinton", hard_label_weight=0.5, temperature=1.0),
+    ("distillation", "K3"): dict(transfer_rest_of_train=True, augment=1, distill_losses=["prediction"],
+                                 prediction_loss="hinton", hard_label_weight=0.5, temperature=1.0),
+    ("distillation", "K4"): dict(transfer_rest_of_train=True, augment=1, prediction_loss="hinton",
+                                 distill_losses=["embedding", "hidden", "prediction"], projection_init="lstsq",
+                                 hard_label_weight=0.5, temperature=1.0),
+    ("compression", "kd"): dict(transfer_rest_of_train=False, augment=0, distill_losses=["prediction"],
+                                prediction_loss="soft-ce", temperature=0.5, learning_rate=5e-4),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("study, row", sorted(COMMITTED_SETTINGS))
+def test_committed_rows_keep_their_settings_whatever_the_recipe_now_defaults_to(study, row):
+    """A row of a committed study, parsed on top of today's shipped recipe, is still what its committed
+    cells ran: the transfer text, augmentation, losses and temperature it was measured with."""
+    from hrkd_trainer.study.share import parse_flags
+
+    spec = load_study(study)
+    entry = spec.rows[row]
+    flags = dict(entry.flags)
+    if entry.method != "fine-tune":
+        flags.update(method=entry.method, teacher_type=entry.teacher)
+    if entry.learning_rate is not None:
+        flags["learning_rate"] = entry.learning_rate
+    recipe, config = parse_flags(spec.preset("cpu"), flags)
+    expected = COMMITTED_SETTINGS[study, row]
+    effective = {name: getattr(recipe, name, getattr(config, name, None)) for name in expected}
+    assert effective == expected
