@@ -8,8 +8,7 @@ student starts from the first 4 layers of the pretrained MiniLM-L6 (``gt-all-min
 tokenizers differ in their ids but split text identically, so each model reads its own ids and the
 hidden states are matched through 384 → 768 projections that start at the least-squares map. The
 teacher also labels the rest of the train split and one augmented copy of each labelled row, once,
-through the teacher-output cache. About 50 minutes on 2 CPU cores (estimated from the distillation
-study's cells; release 0.1's settings took 37).
+through the teacher-output cache. About 40 minutes on 2 CPU cores (docs/compression.md).
 
     python recipes/vader_mpnet.py                             # defaults of hrkd_trainer/configs/vader_mpnet.yaml
     hrkd-distill vader-mpnet --teacher runs/vader_mpnet/teacher --seed 1 --output_dir runs/vader_mpnet_seed1

@@ -48,7 +48,7 @@ RECIPES = {
         Recipe(
             "vader-mpnet",
             "real compression on VADER: MPNet-base teacher (109.5 M, offline) → 4-layer MiniLM student (5.7× "
-            "smaller), CPU, ~50 min",
+            "smaller), CPU, ~40 min",
             lambda r: load_vader(archive=r.data_path),
             VADER_SOURCE,
             default_teacher_init=offline_mpnet_path,
