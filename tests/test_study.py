@@ -454,9 +454,7 @@ def test_committed_rows_keep_their_settings_whatever_the_recipe_now_defaults_to(
 
     spec = load_study(study)
     entry = spec.rows[row]
-    flags = dict(entry.flags)
-    if entry.method != "fine-tune":
-        flags.update(method=entry.method, teacher_type=entry.teacher)
+    flags = entry.recipe_flags()
     if entry.learning_rate is not None:
         flags["learning_rate"] = entry.learning_rate
     recipe, config = parse_flags(spec.preset("cpu"), flags)

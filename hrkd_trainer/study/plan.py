@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from ..results import write_json
 from .cells import run_cell
 from .share import Share, parse_flags, preset_learning_rate
-from .spec import FINE_TUNE, Preset, Row, Section, Study
+from .spec import Preset, Row, Section, Study
 from .store import cell_path, choice_file, read_json, share_name
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,8 @@ class StudyRun:
         """Every row's flags through the recipe parser, before anything trains."""
         for name in self.sections:
             for row in self.section_rows(name):
-                flags = dict(row.flags)
-                if row.method != FINE_TUNE:
-                    flags.update(method=row.method, teacher_type=row.teacher)
                 try:
-                    parse_flags(self.preset, {**flags, "data_path": self.data_path})
+                    parse_flags(self.preset, {**row.recipe_flags(), "data_path": self.data_path})
                 except SystemExit as err:
                     detail = err.code if isinstance(err.code, str) else "see the error above"
                     raise SystemExit(

@@ -70,6 +70,13 @@ class Row:
         """One student per domain (TinyBERT-KD, Meta-distillation)."""
         return self.method != FINE_TUNE and Method(self.method).per_domain
 
+    def recipe_flags(self) -> dict:
+        """The row's flags with its method and teacher type (a fine-tune row trains the recipe's
+        baseline stage, which reads neither)."""
+        if self.method == FINE_TUNE:
+            return dict(self.flags)
+        return {**self.flags, "method": self.method, "teacher_type": self.teacher}
+
 
 @dataclass(frozen=True)
 class Section:
